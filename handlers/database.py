@@ -1,0 +1,127 @@
+"""The `database` handler: every event a row in `sms_events`, every message its status in `sms_messages`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import and_, create_engine, event as sa_event, false, func, or_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+
+from webhooks.config import DEFAULT_DATABASE_URL, normalize_database_url
+from webhooks.events import STATUS_RANK, Event, Kind, Status
+
+from .base import Handler
+from .db_schema import metadata, sms_events, sms_messages
+
+_INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+def make_engine(url: str) -> Engine:
+    engine = create_engine(normalize_database_url(url), pool_pre_ping=True)
+    if engine.dialect.name not in _INSERT:
+        raise ValueError(f"DATABASE_URL must be sqlite:// or postgres(ql)://, got a {engine.dialect.name} URL")
+    if engine.dialect.name == "sqlite":
+        # WAL lets readers (you, with sqlite3) look while the worker writes; busy_timeout
+        # makes a second worker wait for the lock instead of failing.
+        @sa_event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.close()
+    return engine
+
+
+def init_db(url: str) -> None:
+    """Create the tables that do not exist yet (the Procfile's release step)."""
+    engine = make_engine(url)
+    try:
+        metadata.create_all(engine)
+    finally:
+        engine.dispose()
+
+
+def _message_status(event: Event) -> Status:
+    # A reply means the message reached the phone and was answered.
+    return Status.REPLIED if event.kind is Kind.REPLY else event.status
+
+
+def _latest_per_message(events: Sequence[Event]) -> list[Event]:
+    """The furthest-along event of each message in the batch, so one row is upserted once."""
+    best: dict[tuple[str, str], Event] = {}
+    for event in events:
+        key = (event.provider, event.message_id)
+        current = best.get(key)
+        if current is None or (STATUS_RANK[_message_status(event)], event.occurred_at) > (
+                STATUS_RANK[_message_status(current)], current.occurred_at):
+            best[key] = event
+    return list(best.values())
+
+
+class DatabaseHandler(Handler):
+    """SQLAlchemy 2 on SQLite (default) or PostgreSQL; one transaction per batch."""
+
+    name = "database"
+
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+        self._insert = _INSERT[self.engine.dialect.name]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> DatabaseHandler:
+        return cls(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
+
+    def handle(self, event: Event) -> None:
+        self.handle_batch([event])
+
+    def handle_batch(self, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        now = datetime.now(timezone.utc)
+        with self.engine.begin() as conn:
+            conn.execute(
+                self._insert(sms_events).on_conflict_do_nothing(index_elements=["event_id"]),
+                [self._event_row(e, now) for e in events],
+            )
+            conn.execute(self._message_upsert(), [self._message_row(e, now) for e in _latest_per_message(events)])
+
+    def _message_upsert(self) -> Any:
+        stmt = self._insert(sms_messages)
+        new, old = stmt.excluded, sms_messages.c
+        moves_forward = or_(
+            old.status_rank < new.status_rank,
+            and_(old.status_rank == new.status_rank, old.final == false(), new.status_at > old.status_at),
+        )
+        return stmt.on_conflict_do_update(
+            index_elements=["provider", "message_id"],
+            set_={c: getattr(new, c) for c in ("status", "status_rank", "final", "provider_status",
+                                                "description", "status_at", "updated_at")}
+            | {"recipient": func.coalesce(old.recipient, new.recipient)},
+            where=moves_forward,
+        )
+
+    @staticmethod
+    def _event_row(e: Event, now: datetime) -> dict[str, Any]:
+        return {
+            "event_id": e.event_id, "provider": e.provider, "kind": e.kind.value, "status": e.status.value,
+            "final": e.final, "message_id": e.message_id, "recipient": e.recipient, "sender": e.sender,
+            "text": e.text, "provider_status": e.provider_status, "description": e.description,
+            "occurred_at": e.occurred_at, "received_at": e.received_at, "stored_at": now, "raw": e.raw,
+        }
+
+    @staticmethod
+    def _message_row(e: Event, now: datetime) -> dict[str, Any]:
+        status = _message_status(e)
+        return {
+            "provider": e.provider, "message_id": e.message_id,
+            "recipient": e.recipient if e.kind is Kind.RECEIPT else e.sender,
+            "status": status.value, "status_rank": STATUS_RANK[status], "final": e.final,
+            "provider_status": e.provider_status, "description": e.description,
+            "status_at": e.occurred_at, "updated_at": now,
+        }
+
+    def close(self) -> None:
+        self.engine.dispose()

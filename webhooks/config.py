@@ -1,0 +1,93 @@
+"""Settings, read only from the environment (12-factor). Every name is documented in the README."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import Any
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_DATABASE_URL = "sqlite:///smshooks.db"
+MAX_BODY_BYTES = 64 * 1024
+
+
+class ConfigError(ValueError):
+    """A setting has a value we cannot use; the message names it."""
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept platform spellings (`postgres://`) and pick the psycopg 3 driver for PostgreSQL."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _intervals(env: Mapping[str, str], name: str, default: str) -> tuple[int, ...]:
+    raw = env.get(name) or default
+    try:
+        values = tuple(int(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be comma-separated seconds such as {default!r}, got {raw!r}") from None
+    if any(v < 0 for v in values):
+        raise ConfigError(f"{name} must not contain negative seconds, got {raw!r}")
+    return values
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    redis_url: str = DEFAULT_REDIS_URL
+    database_url: str = normalize_database_url(DEFAULT_DATABASE_URL)
+    webhook_secret: str | None = None
+    handlers: tuple[str, ...] = ("database",)
+    sentry_dsn: str | None = None
+    dedupe_window: int = 7 * 24 * 3600  # seconds a callback's event id is remembered
+    phone_region: str | None = None  # ISO country for national numbers ("AU", "FR")
+    retry_intervals: tuple[int, ...] = (10, 60, 300, 1800)
+    batch_size: int = 500  # most events one handler job carries
+    queue_name: str = "smshooks"
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if env is None else env
+        handlers = tuple(h.strip() for h in env.get("HANDLERS", "database").split(",") if h.strip())
+        region = (env.get("PHONE_REGION") or "").strip().upper() or None
+        values = dict(
+            redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
+            database_url=normalize_database_url(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL),
+            webhook_secret=env.get("WEBHOOK_SECRET") or None,
+            handlers=handlers,
+            sentry_dsn=env.get("SENTRY_DSN") or None,
+            dedupe_window=_int(env, "DEDUPE_WINDOW", cls.dedupe_window),
+            phone_region=region,
+            retry_intervals=_intervals(env, "RETRY_INTERVALS", "10,60,300,1800"),
+            batch_size=_int(env, "BATCH_SIZE", cls.batch_size),
+            queue_name=env.get("RQ_QUEUE") or cls.queue_name,
+            log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
+        )
+        values.update(overrides)
+        settings = cls(**values)
+        if not settings.handlers:
+            # With no handler, dispatched events would go nowhere: refuse rather than drop them.
+            raise ConfigError("HANDLERS must name at least one handler, such as 'database'")
+        if region is not None:
+            import phonenumbers  # imported here: only a set region needs the check
+
+            if region not in phonenumbers.SUPPORTED_REGIONS:
+                raise ConfigError(f"PHONE_REGION must be an ISO country code such as 'AU', got {region!r}")
+        return settings

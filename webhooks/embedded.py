@@ -1,0 +1,126 @@
+"""`smshooks run`: the whole service on one machine — a Redis it owns, SQLite, web and worker.
+
+Redis is Debian's `redis-server`, started here on a private Unix socket with the
+append-only file on (`appendfsync everysec`), so an acknowledged event survives a
+Redis restart. Each child is restarted if it dies: a worker that quits when Redis
+restarts (RQ does that) comes back by itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+from .config import Settings
+from handlers.database import init_db
+from handlers.registry import check
+
+ROUTES = ("/redoxygen/receipt", "/redoxygen/reply")
+
+
+def _socket_path(home: Path) -> Path:
+    path = home / "redis.sock"
+    if len(str(path)) < 100:  # Unix socket paths are limited to ~108 bytes
+        return path
+    return Path("/tmp") / f"smshooks-{hashlib.sha1(str(home).encode()).hexdigest()[:12]}.sock"
+
+
+def redis_command(home: Path, sock: Path) -> list[str]:
+    server = shutil.which("redis-server")
+    if server is None:
+        raise SystemExit("redis-server is not installed: run bin/serve (it installs it), "
+                         "or `apt-get install redis-server`, or set REDIS_URL")
+    return [server, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
+            "--dir", str(home), "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+            "--daemonize", "no", "--logfile", str(home / "redis.log")]
+
+
+def _wait_for_redis(url: str, proc: subprocess.Popen, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"redis-server exited with {proc.returncode}; see its log in SMSHOOKS_HOME")
+        try:
+            Redis.from_url(url, socket_connect_timeout=1).ping()
+            return
+        except RedisError:
+            time.sleep(0.1)
+    raise SystemExit("redis-server did not answer within 20 s")
+
+
+class Supervisor:
+    """Starts children, restarts any that die, and stops them all (Redis last) on SIGINT/SIGTERM."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.commands: dict[str, list[str]] = {}
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.stopping = False
+
+    def start(self, name: str, command: list[str]) -> subprocess.Popen:
+        self.commands[name] = command
+        self.procs[name] = subprocess.Popen(command, env=self.env)
+        return self.procs[name]
+
+    def watch(self) -> int:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: setattr(self, "stopping", True))
+        while not self.stopping:
+            time.sleep(0.5)
+            for name, proc in list(self.procs.items()):
+                if proc.poll() is not None and not self.stopping:
+                    print(f"smshooks: {name} exited with {proc.returncode}; restarting", file=sys.stderr)
+                    time.sleep(1)
+                    self.start(name, self.commands[name])
+        return self.stop()
+
+    def stop(self) -> int:
+        # Web and worker first (the worker finishes its job), Redis last so it can write its AOF.
+        for name in sorted(self.procs, key=lambda n: n == "redis"):
+            proc = self.procs[name]
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=25)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        return 0
+
+
+def run(env: dict[str, str]) -> int:
+    home = Path(env.get("SMSHOOKS_HOME") or ".smshooks").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    env = dict(env)
+    env.setdefault("DATABASE_URL", f"sqlite:///{Path('smshooks.db').resolve()}")
+    env.setdefault("PORT", "8000")
+    supervisor = Supervisor(env)
+    if not env.get("REDIS_URL"):
+        sock = _socket_path(home)
+        env["REDIS_URL"] = f"unix://{sock}"
+        _wait_for_redis(env["REDIS_URL"], supervisor.start("redis", redis_command(home, sock)))
+    try:
+        settings = Settings.from_env(env)
+        check(settings.handlers)
+        init_db(settings.database_url) if "database" in settings.handlers else None
+    except Exception:
+        supervisor.stop()
+        raise
+    python = sys.executable
+    supervisor.start("web", [python, "-m", "gunicorn", "-c", "python:webhooks.gunicorn_conf", "webhooks:create_app()"])
+    supervisor.start("worker", [python, "-m", "webhooks.cli", "worker"])
+    base = (env.get("PUBLIC_URL") or f"http://localhost:{env['PORT']}").rstrip("/")
+    token = "?token=<WEBHOOK_SECRET>" if settings.webhook_secret else ""
+    print("\nsmshooks is running. Register these URLs at the provider:")
+    for route in ROUTES:
+        print(f"  {base}{route}{token}")
+    print(f"Redis: {env['REDIS_URL']}   database: {settings.database_url}   Ctrl-C stops everything.\n", flush=True)
+    return supervisor.watch()

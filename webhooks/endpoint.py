@@ -1,0 +1,100 @@
+"""The flow every provider endpoint shares: verify -> read -> parse -> store in Redis -> answer.
+
+Error mapping (never a 5xx for anything the caller sent):
+    401  the shared secret is missing or wrong
+    413  the body is over 64 KiB (chunked bodies included)
+    415  a Content-Type or charset we cannot read
+    400  the body is not what the provider sends; every bad field is named
+    503  Redis cannot be reached: nothing was stored, the provider should retry (Retry-After)
+    200  every event is in Redis (or was already: a duplicate is acknowledged, not stored twice)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flask import Response, current_app, jsonify, request
+from redis.exceptions import RedisError
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from .events import EVENT_SCHEMA, Event, utcnow
+from .payload import BadPayload, decode, read_body
+from .providers import ParseContext, ParseError
+from .redis_store import get_ingest
+from .security import is_authorized, redact
+
+log = logging.getLogger("webhooks.endpoint")
+
+Parser = Callable[[Mapping[str, Any], ParseContext], list[Event]]
+RETRY_AFTER_SECONDS = 30
+
+
+class Responder:
+    """How a provider wants to be answered; the default is JSON."""
+
+    def ok(self, events: list[Event], stored: list[bool], **extra: Any) -> Response:
+        return jsonify(**extra, accepted=sum(stored), duplicates=len(stored) - sum(stored),
+                       event_ids=[e.event_id for e in events])
+
+    def error(self, status: int, message: str, fields: dict[str, list[str]] | None = None) -> Response:
+        response = jsonify(error=message, fields=fields or {})
+        response.status_code = status
+        return response
+
+
+def _scrub(value: Any, secret: str | None) -> Any:
+    """The payload with every occurrence of the secret removed (a ReplyURL can carry our ?token=)."""
+    if not secret:
+        return value
+    if isinstance(value, str):
+        return redact(value, secret)
+    if isinstance(value, dict):
+        return {_scrub(k, secret): _scrub(v, secret) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v, secret) for v in value]
+    return value
+
+
+def _log_unparsed(body: bytes, secret: str | None, reason: str) -> None:
+    """The raw request at debug level, secret removed, so a new real-world shape can be added."""
+    if log.isEnabledFor(logging.DEBUG):
+        query = "&".join(f"{k}={v}" for k, v in request.args.items(multi=True) if k != "token")
+        log.debug("unparsed %s %s?%s content-type=%r: %s; body=%s", request.method, request.path,
+                  redact(query, secret), request.content_type, reason,
+                  redact(body.decode("utf-8", "replace"), secret))
+
+
+def handle_callback(parse: Parser, responder: Responder) -> Response:
+    settings = current_app.config["SETTINGS"]
+    secret = settings.webhook_secret
+    if not is_authorized(request, secret):
+        response = responder.error(401, "missing or wrong secret: register the URL with ?token=<WEBHOOK_SECRET> "
+                                        "or with it as the basic-auth password")
+        response.headers["WWW-Authenticate"] = 'Basic realm="smshooks"'
+        return response
+
+    body = b""
+    try:
+        body = read_body(request)
+        payload = _scrub(decode(request, body), secret)
+        events = parse(payload, ParseContext(received_at=utcnow(), phone_region=settings.phone_region))
+    except RequestEntityTooLarge:
+        return responder.error(413, f"body is over {current_app.config['MAX_CONTENT_LENGTH']} bytes")
+    except BadPayload as err:
+        _log_unparsed(body, secret, str(err))
+        return responder.error(err.status, "the body cannot be read", _scrub(err.errors, secret))
+    except ParseError as err:
+        _log_unparsed(body, secret, str(err))
+        return responder.error(400, "the callback is not what the provider sends", _scrub(err.errors, secret))
+
+    try:
+        stored = get_ingest().store([(e.event_id, json.dumps(EVENT_SCHEMA.dump(e))) for e in events])
+    except RedisError as err:
+        log.warning("Redis unavailable, answering 503: %s", type(err).__name__)
+        response = responder.error(503, "temporarily unable to store the callback; retry later")
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+    return responder.ok(events, stored)

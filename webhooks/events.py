@@ -1,0 +1,150 @@
+"""The one event vocabulary every provider is translated into.
+
+A provider module turns a callback into `Event`s; the web side stores their wire
+form (`EventSchema().dump`) in Redis; workers load it back and hand it to handlers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from marshmallow import RAISE, Schema, fields, post_load, validate
+
+
+class Kind(str, Enum):
+    RECEIPT = "receipt"  # the provider tells us what happened to a message we sent
+    REPLY = "reply"  # a phone answered one of our messages
+
+
+class Status(str, Enum):
+    SCHEDULED = "scheduled"  # accepted, to be sent later
+    QUEUED = "queued"  # waiting at the provider
+    SENT = "sent"  # handed to the carrier
+    DELIVERED = "delivered"  # the handset has it
+    FAILED = "failed"  # it will never arrive
+    REPLIED = "replied"  # the recipient answered
+    UNKNOWN = "unknown"  # a code we cannot map; `provider_status` keeps it
+    RECEIVED = "received"  # the status of every reply event
+
+
+# How far along a message is; `sms_messages` never moves to a lower rank, so a
+# late "sent" cannot overwrite "delivered". Unknown ranks lowest: it never hides
+# a status we understood.
+STATUS_RANK = {
+    Status.UNKNOWN: 0,
+    Status.SCHEDULED: 1,
+    Status.QUEUED: 2,
+    Status.SENT: 3,
+    Status.DELIVERED: 4,
+    Status.FAILED: 4,
+    Status.REPLIED: 5,
+    Status.RECEIVED: 5,
+}
+FINAL_STATUSES = frozenset({Status.DELIVERED, Status.FAILED, Status.REPLIED, Status.RECEIVED})
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """One thing a provider told us, in our words."""
+
+    provider: str  # module name of the provider: "redoxygen", "digitaleo", ...
+    kind: Kind
+    status: Status
+    message_id: str  # the provider's id of the outbound SMS (for replies: the one answered)
+    received_at: datetime  # when smshooks received the callback (UTC)
+    occurred_at: datetime | None = None  # the provider's time; `received_at` when it gave none
+    final: bool = False  # no later status is expected for this message
+    recipient: str | None = None  # the phone the SMS went to (E.164 when it could be normalised)
+    sender: str | None = None  # for replies: the phone that answered
+    text: str | None = None  # for replies: what the phone said
+    provider_status: str | None = None  # the raw code, as the provider sent it
+    description: str | None = None  # the provider's words for the status
+    raw: dict[str, Any] = dataclasses.field(default_factory=dict)  # original fields, secret removed
+    event_id: str = ""  # derived from the facts above; see `event_id_for`
+
+    def __post_init__(self) -> None:
+        # The id is taken before `occurred_at` defaults to `received_at`, so that
+        # only the provider's own time goes into it.
+        if not self.event_id:
+            object.__setattr__(self, "event_id", event_id_for(self))
+        if self.occurred_at is None:
+            object.__setattr__(self, "occurred_at", self.received_at)
+
+
+def event_id_for(event: Event, *extra: str) -> str:
+    """A deterministic id: the same fact, delivered twice or by two routes, gets the same id.
+
+    Only provider facts go in, never `received_at`: a re-delivered callback hashes the same.
+    `extra` takes a provider's own identifiers of the fact, where it has some.
+    """
+    provider_time = event.occurred_at.astimezone(timezone.utc).isoformat() if event.occurred_at else ""
+    facts = [
+        event.provider,
+        event.kind.value,
+        event.message_id,
+        event.provider_status or "",
+        event.status.value,
+        event.sender or "",
+        event.text or "",
+        provider_time,
+        *extra,
+    ]
+    digest = hashlib.sha256(json.dumps(facts, ensure_ascii=False).encode()).hexdigest()
+    return f"{event.provider}-{digest[:32]}"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class _UTCDateTime(fields.AwareDateTime):
+    """ISO 8601, always UTC on the wire."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(format="iso", default_timezone=timezone.utc, **kwargs)
+
+    def _serialize(self, value: datetime | None, attr: Any, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else value.astimezone(timezone.utc).isoformat()
+
+
+class EventSchema(Schema):
+    """The wire form of an `Event`: what Redis, RQ jobs and handlers' JSON see."""
+
+    class Meta:
+        unknown = RAISE  # our own format: an unexpected field is a bug, not a provider quirk
+        ordered = True
+
+    event_id = fields.String(required=True)
+    provider = fields.String(required=True)
+    kind = fields.Enum(Kind, by_value=True, required=True)
+    status = fields.Enum(Status, by_value=True, required=True)
+    final = fields.Boolean(required=True)
+    message_id = fields.String(required=True, validate=validate.Length(min=1))
+    recipient = fields.String(allow_none=True, load_default=None)
+    sender = fields.String(allow_none=True, load_default=None)
+    text = fields.String(allow_none=True, load_default=None)
+    provider_status = fields.String(allow_none=True, load_default=None)
+    description = fields.String(allow_none=True, load_default=None)
+    occurred_at = _UTCDateTime(required=True)
+    received_at = _UTCDateTime(required=True)
+    raw = fields.Dict(keys=fields.String(), load_default=dict)
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> Event:
+        return Event(**data)
+
+
+EVENT_SCHEMA = EventSchema()
+
+
+def dump_events(events: list[Event]) -> list[dict[str, Any]]:
+    return EVENT_SCHEMA.dump(events, many=True)
+
+
+def load_events(data: list[dict[str, Any]]) -> list[Event]:
+    return EVENT_SCHEMA.load(data, many=True)

@@ -1,0 +1,84 @@
+"""The HTTP surface: one route per provider callback, plus /healthz and JSON errors everywhere."""
+
+from __future__ import annotations
+
+from html import escape
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from redis.exceptions import RedisError
+from werkzeug.exceptions import HTTPException
+
+from .endpoint import Responder, handle_callback
+from .providers import redoxygen
+from .queueing import INBOX
+from .redis_store import get_redis
+
+bp = Blueprint("webhooks", __name__)
+
+
+class ResultCodeResponder(Responder):
+    """Red Oxygen reads `<RESULT>000</RESULT>` from an HTML body; JSON clients (Accept) get JSON."""
+
+    def __init__(self, ok_code: str, refused_code: str) -> None:
+        self.ok_code = ok_code
+        self.refused_code = refused_code
+
+    @staticmethod
+    def _wants_json() -> bool:
+        return request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
+
+    def ok(self, events, stored):  # type: ignore[no-untyped-def]
+        if self._wants_json():
+            return super().ok(events, stored, result=self.ok_code)
+        return Response(f"<html><body><RESULT>{self.ok_code}</RESULT></body></html>", mimetype="text/html")
+
+    def error(self, status, message, fields=None):  # type: ignore[no-untyped-def]
+        if self._wants_json():
+            return super().error(status, message, fields)
+        detail = "; ".join(f"{k}: {', '.join(v)}" for k, v in (fields or {}).items())
+        text = escape(f"{message}: {detail}" if detail else message)
+        return Response(f"<html><body><RESULT>{self.refused_code}</RESULT><MESSAGE>{text}</MESSAGE></body></html>",
+                        status=status, mimetype="text/html")
+
+
+_REDOXYGEN = ResultCodeResponder(redoxygen.RESULT_OK, redoxygen.RESULT_REFUSED)
+
+
+@bp.route("/redoxygen/receipt", methods=["GET", "POST"])
+def redoxygen_receipt() -> Response:
+    return handle_callback(redoxygen.parse_receipt, _REDOXYGEN)
+
+
+@bp.route("/redoxygen/reply", methods=["GET", "POST"])
+def redoxygen_reply() -> Response:
+    return handle_callback(redoxygen.parse_reply, _REDOXYGEN)
+
+
+@bp.route("/healthz")
+def healthz() -> Response:
+    try:
+        inbox = get_redis().llen(INBOX)
+    except RedisError as err:
+        response = jsonify(status="unavailable", redis=f"unreachable ({type(err).__name__})")
+        response.status_code = 503
+        return response
+    return jsonify(status="ok", redis="ok", inbox=inbox, handlers=list(current_app.config["SETTINGS"].handlers))
+
+
+def json_errors(app: Flask) -> None:
+    """Werkzeug's error pages are HTML; every error here is JSON."""
+
+    @app.errorhandler(HTTPException)
+    def _http_error(err: HTTPException) -> Response:
+        response = jsonify(error=err.description or err.name, status=err.code)
+        response.status_code = err.code or 500
+        if err.code == 405 and err.valid_methods:
+            response.headers["Allow"] = ", ".join(err.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception) -> Response:
+        app.logger.exception("unexpected error")  # Sentry, when configured, gets it too
+        response = jsonify(error="internal error", status=500)
+        response.status_code = 500
+        return response

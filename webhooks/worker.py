@@ -1,0 +1,72 @@
+"""`smshooks worker`: an RQ SimpleWorker on the project's queue that outlives Redis restarts.
+
+SimpleWorker, not the forking Worker: it runs jobs in the process that built the
+handlers, so a database engine (and its connection pool) is made once per worker and
+not once per job, and no fork is paid per job. More throughput comes from more worker
+processes on the same Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+
+from . import jobs
+from .config import Settings
+from .observability import init_sentry
+from .queueing import FLAG_TTL, Ingest, queue_for
+
+log = logging.getLogger("webhooks.worker")
+
+
+def _kick_forever(settings: Settings, stop: threading.Event) -> None:
+    """Every few seconds, make sure events left in the inbox get a dispatch.
+
+    Covers a dispatch enqueue that failed after its events were stored, and a
+    dispatcher killed mid-job; both leave events waiting, never lost.
+    """
+    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    ingest = Ingest(redis, queue_for(redis, settings.queue_name), settings.dedupe_window)
+    while not stop.wait(FLAG_TTL / 2):
+        try:
+            ingest.kick()
+        except RedisError:
+            pass  # the worker loop reports Redis outages
+
+
+def run(settings: Settings, burst: bool = False) -> int:
+    """Work until asked to stop; reconnect (with backoff) whenever Redis goes away."""
+    init_sentry(settings, web=False)
+    runtime = jobs.Runtime.from_env()
+    jobs.configure(runtime)
+    log.info("handlers: %s", ", ".join(runtime.handlers))
+    stop = threading.Event()
+    if not burst:
+        threading.Thread(target=_kick_forever, args=(settings, stop), daemon=True, name="kick").start()
+    delay = 1.0
+    try:
+        while True:
+            redis = Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+            worker = SimpleWorker([queue_for(redis, settings.queue_name)], connection=redis,
+                                  serializer=JSONSerializer)
+            try:
+                redis.ping()
+                worker.work(with_scheduler=True, burst=burst, logging_level=settings.log_level)
+            except RedisError as err:
+                log.warning("Redis unavailable (%s); retrying in %.0fs", type(err).__name__, delay)
+            else:
+                if burst or worker._stop_requested:
+                    return 0
+                log.warning("worker stopped unexpectedly; restarting in %.0fs", delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+    finally:
+        stop.set()
+        runtime.close()
+
