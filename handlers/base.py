@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from webhooks.events import Event
+if TYPE_CHECKING:  # webhooks imports handlers at start-up; the contract needs Event only for types
+    from webhooks.events import Event
 
 
 class Handler:

@@ -31,17 +31,16 @@ class BadPayload(ValueError):
 def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     """The whole body, or 413 when it is over `limit`.
 
-    Werkzeug cuts a chunked body at MAX_CONTENT_LENGTH without an error, so a body
-    without Content-Length is read here from the server's stream, one byte past the limit.
+    Werkzeug cuts a chunked body at MAX_CONTENT_LENGTH without an error (and may see its
+    length as 0), so whenever the server frames the body itself (`wsgi.input_terminated`,
+    as gunicorn does) it is read here from the server's stream, one byte past the limit.
     """
     length = request.content_length
-    if length is not None:
-        if length > limit:
-            raise RequestEntityTooLarge()
-        return request.get_data(cache=True)
+    if length is not None and length > limit:
+        raise RequestEntityTooLarge()
     stream = request.environ.get("wsgi.input")
     if stream is None or not request.environ.get("wsgi.input_terminated"):
-        return b""  # no length and no chunked framing: HTTP/1.1 says there is no body
+        return request.get_data(cache=True)  # the server frames nothing: trust Content-Length
     chunks, size = [], 0
     while size <= limit:
         chunk = stream.read(min(65536, limit + 1 - size))

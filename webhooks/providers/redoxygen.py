@@ -82,6 +82,10 @@ class ReceiptSchema(Schema):
     result_text = fields.String(load_default=None, data_key="resulttext")
     timestamp = Timestamp(load_default=None, data_key="timestamp")
 
+    # The send response's spelling, used to name bad fields in errors.
+    SPELLING = {"smsid": "SMSId", "desttn": "DestTn", "result": "Result", "resulttext": "ResultText",
+                "timestamp": "Timestamp"}
+
 
 class ReplySchema(Schema):
     class Meta:
@@ -92,6 +96,10 @@ class ReplySchema(Schema):
     reply_text = fields.String(required=True, data_key="replytext")
     email_id = Code(load_default=None, data_key="emailid")
     dest_name = fields.String(load_default=None, data_key="destname")
+
+    # The HTTP Reply Service's spelling.
+    SPELLING = {"smsid": "SmsId", "desttn": "DestTN", "replytext": "ReplyText", "emailid": "EmailId",
+                "destname": "DestName"}
 
 
 _RECEIPT = ReceiptSchema()
@@ -153,12 +161,8 @@ def _load(schema: Schema, message: Any, path: str) -> dict[str, Any]:
 
 def _named(messages: Any, path: str, schema: Schema) -> dict[str, list[str]]:
     """marshmallow's errors keyed by the provider's spelling of each field (`1.SMSId`)."""
-    spelling = {f.data_key: _SPELLING.get(f.data_key, f.data_key) for f in schema.fields.values()}
+    spelling = schema.SPELLING  # type: ignore[attr-defined]
     return {f"{path}{spelling.get(k, k)}": (v if isinstance(v, list) else [str(v)]) for k, v in messages.items()}
-
-
-_SPELLING = {"smsid": "SMSId", "desttn": "DestTn", "result": "Result", "resulttext": "ResultText",
-             "timestamp": "Timestamp", "replytext": "ReplyText", "emailid": "EmailId", "destname": "DestName"}
 
 
 def parse_receipt(payload: Mapping[str, Any], ctx: ParseContext) -> list[Event]:
