@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import and_, create_engine, event as sa_event, false, func, or_
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from webhooks.config import DEFAULT_DATABASE_URL, normalize_database_url
 from webhooks.events import STATUS_RANK, Event, Kind, Status
@@ -20,9 +20,10 @@ _INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 def make_engine(url: str) -> Engine:
-    engine = create_engine(normalize_database_url(url), pool_pre_ping=True)
-    if engine.dialect.name not in _INSERT:
-        raise ValueError(f"DATABASE_URL must be sqlite:// or postgres(ql)://, got a {engine.dialect.name} URL")
+    parsed = make_url(normalize_database_url(url))
+    if parsed.get_backend_name() not in _INSERT:
+        raise ValueError(f"DATABASE_URL must be sqlite:// or postgres(ql)://, got a {parsed.get_backend_name()} URL")
+    engine = create_engine(parsed, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         # WAL lets readers (you, with sqlite3) look while the worker writes; busy_timeout
         # makes a second worker wait for the lock instead of failing.

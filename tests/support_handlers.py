@@ -1,0 +1,53 @@
+"""Handlers for tests, loaded as `tests.support_handlers:Name`. They keep their records in Redis,
+so a test can read what a worker in another process did."""
+
+from __future__ import annotations
+
+from redis import Redis
+
+from handlers import Handler
+
+
+class _RedisBacked(Handler):
+    def __init__(self, redis_url: str) -> None:
+        self.redis = Redis.from_url(redis_url)
+
+    @classmethod
+    def from_env(cls, env):
+        return cls(env["REDIS_URL"])
+
+
+class Recorder(_RedisBacked):
+    """Appends every event id it is given to `test:recorder`, and each batch size to `test:recorder:batches`."""
+
+    name = "recorder"
+
+    def handle_batch(self, events):
+        self.redis.rpush("test:recorder", *[e.event_id for e in events])
+        self.redis.rpush("test:recorder:batches", len(events))
+
+
+class Flaky(_RedisBacked):
+    """Raises while `test:flaky:failures` is above zero (counting it down); records successes."""
+
+    name = "flaky"
+
+    def handle_batch(self, events):
+        self.redis.incr("test:flaky:attempts")
+        if self.redis.decr("test:flaky:failures") >= 0:
+            raise ConnectionError("flaky service is down")
+        self.redis.rpush("test:flaky", *[e.event_id for e in events])
+
+
+class Broken(Handler):
+    """A handler whose settings are wrong: it cannot be built."""
+
+    name = "broken"
+
+    @classmethod
+    def from_env(cls, env):
+        raise ValueError(f"BROKEN_URL must be an http:// URL, got {env.get('BROKEN_URL')!r}")
+
+
+class NotAHandler:
+    pass

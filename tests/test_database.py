@@ -1,0 +1,115 @@
+"""The database handler on SQLite and PostgreSQL: idempotent inserts, statuses that never go backwards."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import func, select
+
+from handlers.database import DatabaseHandler, init_db
+from handlers.db_schema import sms_events, sms_messages
+from webhooks.events import Event, Kind, Status
+
+T0 = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def handler(request, tmp_path):
+    url = (f"sqlite:///{tmp_path / 'db.sqlite'}" if request.param == "sqlite"
+           else request.getfixturevalue("postgres_url"))
+    init_db(url)
+    h = DatabaseHandler(url)
+    yield h
+    h.close()
+
+
+def receipt(message_id: str, status: Status, minutes: int, final: bool | None = None, code: str = "x") -> Event:
+    return Event(provider="test", kind=Kind.RECEIPT, status=status, message_id=message_id,
+                 final=status in (Status.DELIVERED, Status.FAILED) if final is None else final,
+                 provider_status=f"{code}-{status.value}", recipient="+61409000000",
+                 occurred_at=T0 + timedelta(minutes=minutes), received_at=T0 + timedelta(minutes=minutes, seconds=1))
+
+
+def reply(message_id: str, text: str) -> Event:
+    return Event(provider="test", kind=Kind.REPLY, status=Status.RECEIVED, final=True, message_id=message_id,
+                 sender="+61409000000", text=text, received_at=T0 + timedelta(hours=1), raw={"ReplyText": text})
+
+
+def message(h: DatabaseHandler, message_id: str) -> dict:
+    with h.engine.connect() as conn:
+        return dict(conn.execute(select(sms_messages).where(sms_messages.c.message_id == message_id)).mappings().one())
+
+
+def count(h: DatabaseHandler) -> int:
+    with h.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(sms_events)).scalar_one()
+
+
+def test_batch_is_inserted_once_even_when_redelivered(handler):
+    events = [receipt(str(n), Status.DELIVERED, n) for n in range(50)] + [reply("7", "yes")]
+    handler.handle_batch(events)
+    handler.handle_batch(events)  # an RQ job run twice (retry after an abandoned worker)
+    handler.handle_batch(events[10:20])
+    assert count(handler) == 51
+    with handler.engine.connect() as conn:
+        row = conn.execute(select(sms_events).where(sms_events.c.kind == "reply")).mappings().one()
+    assert (row["sender"], row["text"], row["raw"]) == ("+61409000000", "yes", {"ReplyText": "yes"})
+
+
+@pytest.mark.parametrize("order", [
+    ["sent", "delivered"], ["delivered", "sent"], ["queued", "delivered", "sent"], ["delivered", "queued", "sent"],
+])
+def test_status_never_moves_back_whatever_the_order(handler, order):
+    minute = {"queued": 1, "sent": 2, "delivered": 3}
+    for name in order:  # one batch each: the order of arrival across jobs
+        handler.handle_batch([receipt("m1", Status(name), minute[name])])
+    row = message(handler, "m1")
+    assert (row["status"], row["final"]) == ("delivered", True)
+    assert row["provider_status"] == "x-delivered"
+
+
+def test_out_of_order_within_one_batch(handler):
+    handler.handle_batch([receipt("m1", Status.DELIVERED, 3), receipt("m1", Status.SENT, 2)])
+    assert message(handler, "m1")["status"] == "delivered"
+
+
+def test_final_status_is_not_replaced_by_another_of_the_same_rank(handler):
+    handler.handle_batch([receipt("m1", Status.FAILED, 3)])
+    handler.handle_batch([receipt("m1", Status.DELIVERED, 4)])
+    assert message(handler, "m1")["status"] == "failed"
+
+
+def test_newer_status_of_the_same_rank_replaces_a_non_final_one(handler):
+    handler.handle_batch([receipt("m1", Status.SENT, 2, code="a")])
+    handler.handle_batch([receipt("m1", Status.SENT, 5, code="b")])
+    handler.handle_batch([receipt("m1", Status.SENT, 4, code="c")])
+    assert message(handler, "m1")["provider_status"] == "b-sent"
+
+
+def test_unknown_never_hides_a_known_status(handler):
+    handler.handle_batch([receipt("m1", Status.SENT, 2)])
+    handler.handle_batch([receipt("m1", Status.UNKNOWN, 9)])
+    assert message(handler, "m1")["status"] == "sent"
+    assert count(handler) == 2, "the unknown event itself is still stored"
+
+
+def test_reply_marks_the_message_replied(handler):
+    handler.handle_batch([receipt("m1", Status.DELIVERED, 3)])
+    handler.handle_batch([reply("m1", "yes")])
+    handler.handle_batch([receipt("m1", Status.SENT, 2)])
+    row = message(handler, "m1")
+    assert (row["status"], row["recipient"]) == ("replied", "+61409000000")
+
+
+def test_postgres_scheme_from_platforms_is_accepted():
+    from webhooks.config import Settings
+
+    assert Settings.from_env({"DATABASE_URL": "postgres://u:p@db:5432/x"}).database_url == \
+        "postgresql+psycopg://u:p@db:5432/x"
+    assert Settings.from_env({"DATABASE_URL": "postgresql://u@db/x"}).database_url == "postgresql+psycopg://u@db/x"
+
+
+def test_unsupported_database_is_refused_with_its_name():
+    with pytest.raises(ValueError, match="mysql"):
+        DatabaseHandler("mysql://root@localhost/test")
