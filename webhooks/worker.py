@@ -15,6 +15,7 @@ import time
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import SimpleWorker
+from rq.exceptions import StopRequested
 from rq.serializers import JSONSerializer
 
 from . import jobs
@@ -23,6 +24,20 @@ from .observability import init_sentry
 from .queueing import FLAG_TTL, Ingest, queue_for
 
 log = logging.getLogger("webhooks.worker")
+
+
+class Worker(SimpleWorker):
+    """SimpleWorker that remembers being asked to stop.
+
+    RQ 3.0 records a stop request only when busy; an idle worker's `work()` just
+    returns, which `run` could not tell from a Redis failure and would restart.
+    """
+
+    stop_signalled = False
+
+    def request_stop(self, signum, frame):  # type: ignore[no-untyped-def]
+        self.stop_signalled = True
+        super().request_stop(signum, frame)
 
 
 def _kick_forever(settings: Settings, stop: threading.Event) -> None:
@@ -52,20 +67,24 @@ def run(settings: Settings, burst: bool = False) -> int:
     delay = 1.0
     try:
         while True:
-            redis = Redis.from_url(settings.redis_url, socket_connect_timeout=5)
-            worker = SimpleWorker([queue_for(redis, settings.queue_name)], connection=redis,
-                                  serializer=JSONSerializer)
+            started = time.monotonic()
             try:
-                redis.ping()
+                # Building the worker talks to Redis too (CLIENT SETNAME), so it is inside the try.
+                redis = Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+                worker = Worker([queue_for(redis, settings.queue_name)], connection=redis, serializer=JSONSerializer)
                 worker.work(with_scheduler=True, burst=burst, logging_level=settings.log_level)
             except RedisError as err:
                 log.warning("Redis unavailable (%s); retrying in %.0fs", type(err).__name__, delay)
             else:
-                if burst or worker._stop_requested:
+                if burst or worker.stop_signalled:
                     return 0
                 log.warning("worker stopped unexpectedly; restarting in %.0fs", delay)
+            if time.monotonic() - started > 60:
+                delay = 1.0  # it had been healthy: this is a new outage
             time.sleep(delay)
             delay = min(delay * 2, 30.0)
+    except StopRequested:
+        return 0  # a signal while waiting to reconnect: RQ's handler is still installed
     finally:
         stop.set()
         runtime.close()

@@ -1,0 +1,203 @@
+"""End to end on real processes: gunicorn and `smshooks worker` (and `smshooks run`), over HTTP."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+
+from handlers.database import init_db
+from tests.conftest import ROOT, SECRET, free_port, process_env, venv_bin, wait_for
+from tests.providers.test_redoxygen import MESSAGE_1, REPLY
+from webhooks.config import normalize_database_url
+
+
+@contextmanager
+def running(*commands: list[str], env: dict[str, str], cwd: Path = ROOT):
+    procs = [subprocess.Popen(c, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for c in commands]
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def gunicorn(port: int) -> list[str]:
+    return [venv_bin("gunicorn"), "-c", "python:webhooks.gunicorn_conf", "--workers", "2",
+            "--bind", f"127.0.0.1:{port}", "webhooks:create_app()"]
+
+
+WORKER = [venv_bin("smshooks"), "worker"]
+
+
+def wait_until_up(base: str, procs) -> None:
+    def up():
+        for p in procs:
+            assert p.poll() is None, f"{p.args[0]} exited: {p.stdout.read()}"
+        try:
+            return requests.get(f"{base}/healthz", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    wait_for(up, timeout=30)
+
+
+def rows(database_url: str, sql: str) -> list[tuple]:
+    engine = create_engine(normalize_database_url(database_url))
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(sql))]
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, sqlite_url):
+    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    init_db(url)
+    return url
+
+
+def test_receipt_and_reply_reach_the_database(redis, redis_server, database_url):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = process_env({"REDIS_URL": redis_server.url, "DATABASE_URL": database_url, "WEBHOOK_SECRET": SECRET})
+    with running(gunicorn(port), WORKER, env=env) as procs:
+        wait_until_up(base, procs)
+        receipt = requests.post(f"{base}/redoxygen/receipt?token={SECRET}",
+                                json={"Messages": {"Count": 1, "1": MESSAGE_1}}, timeout=5)
+        reply = requests.post(f"{base}/redoxygen/reply?token={SECRET}", data=REPLY, timeout=5)
+        assert receipt.status_code == reply.status_code == 200
+        assert "<RESULT>000</RESULT>" in receipt.text and "<RESULT>000</RESULT>" in reply.text
+        stored = wait_for(lambda: len(rows(database_url, "select kind from sms_events")) == 2, timeout=15)
+        assert stored
+    events = rows(database_url, "select kind, status, message_id, recipient, sender, text from sms_events "
+                                "order by kind")
+    assert events == [("receipt", "delivered", "123", "+61111222333", None, None),
+                      ("reply", "received", "123", None, "+61409000000", "Yes, see you at 10")]
+    assert rows(database_url, "select status from sms_messages") == [("replied",)]
+
+
+def test_chunked_body_over_limit_through_gunicorn_is_413(redis, redis_server, sqlite_url):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = process_env({"REDIS_URL": redis_server.url, "DATABASE_URL": sqlite_url, "WEBHOOK_SECRET": SECRET})
+    with running(gunicorn(port), env=env) as procs:
+        wait_until_up(base, procs)
+
+        def chunks(kib: int):  # a generator body: requests sends it chunked, without Content-Length
+            yield b'{"SMSId": 1, "Result": "0000", "pad": "'
+            for _ in range(kib):
+                yield b"a" * 1024
+            yield b'"}'
+
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        small = requests.post(f"{base}/redoxygen/receipt?token={SECRET}", data=chunks(60), headers=headers, timeout=5)
+        assert small.status_code == 200, small.text
+        big = requests.post(f"{base}/redoxygen/receipt?token={SECRET}", data=chunks(80), headers=headers, timeout=5)
+        assert big.status_code == 413, big.text
+        assert big.json()["error"]
+    assert redis.llen("smshooks:inbox") == 1
+
+
+def test_scheduled_retry_runs_in_the_real_worker(redis, redis_server, sqlite_url):
+    # RQ only runs a retry with an interval if a scheduler is running: the worker must start one.
+    init_db(sqlite_url)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = process_env({"REDIS_URL": redis_server.url, "DATABASE_URL": sqlite_url, "WEBHOOK_SECRET": SECRET,
+                       "HANDLERS": "database,tests.support_handlers:Flaky", "RETRY_INTERVALS": "1,1"})
+    redis.set("test:flaky:failures", 1)
+    with running(gunicorn(port), WORKER, env=env) as procs:
+        wait_until_up(base, procs)
+        requests.post(f"{base}/redoxygen/receipt?token={SECRET}", json=MESSAGE_1, timeout=5)
+        wait_for(lambda: redis.llen("test:flaky") == 1, timeout=20)
+    assert int(redis.get("test:flaky:attempts")) == 2
+
+
+def test_worker_survives_a_redis_restart(redis, redis_server, sqlite_url):
+    init_db(sqlite_url)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = process_env({"REDIS_URL": redis_server.url, "DATABASE_URL": sqlite_url, "WEBHOOK_SECRET": SECRET})
+    with running(gunicorn(port), WORKER, env=env) as procs:
+        wait_until_up(base, procs)
+        redis_server.stop()
+        time.sleep(1.5)
+        assert requests.post(f"{base}/redoxygen/receipt?token={SECRET}", json=MESSAGE_1, timeout=10).status_code == 503
+        redis_server.start()
+        for p in procs:
+            assert p.poll() is None, f"{p.args[0]} quit when Redis went away: {p.stdout.read()[-3000:]}"
+        wait_for(lambda: requests.post(f"{base}/redoxygen/receipt?token={SECRET}", json=MESSAGE_1,
+                                       timeout=5).status_code == 200, timeout=10)
+        wait_for(lambda: rows(sqlite_url, "select count(*) from sms_events") == [(1,)], timeout=40)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_idle_worker_stops_promptly_on_signal(redis, redis_server, sqlite_url, sig):
+    env = process_env({"REDIS_URL": redis_server.url, "DATABASE_URL": sqlite_url})
+    with running(WORKER, env=env) as [worker]:
+        wait_for(lambda: redis.smembers("rq:workers"), timeout=15)  # registered: it is idle in its loop
+        started = time.monotonic()
+        worker.send_signal(sig)
+        assert worker.wait(timeout=10) == 0
+        assert time.monotonic() - started < 5
+        assert "restarting" not in worker.stdout.read()
+
+
+@pytest.mark.parametrize("handlers,message", [
+    ("database,nosuch", "unknown handler 'nosuch' in HANDLERS; installed: database"),
+    ("tests.support_handlers:Broken", "BROKEN_URL must be an http:// URL, got None"),
+    ("tests.support_handlers:NotAHandler", "not a subclass of handlers.Handler"),
+    ("tests.no_such_module:X", "cannot be loaded: ModuleNotFoundError"),
+])
+def test_bad_handler_stops_the_worker_with_a_clear_message(redis_server, sqlite_url, handlers, message):
+    env = process_env({"REDIS_URL": redis_server.url, "DATABASE_URL": sqlite_url, "HANDLERS": handlers})
+    result = subprocess.run(WORKER, env=env, cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_handler_stops_the_web_process(redis_server, sqlite_url):
+    env = process_env({"REDIS_URL": redis_server.url, "DATABASE_URL": sqlite_url, "HANDLERS": "nosuch"})
+    result = subprocess.run(gunicorn(free_port()), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "unknown handler 'nosuch' in HANDLERS" in result.stdout + result.stderr
+
+
+def test_smshooks_run_owns_its_redis_and_sqlite(tmp_path):
+    """README command 1 minus the install: one process tree with Redis (AOF on), web, worker and SQLite."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = process_env({"PORT": str(port), "HOST": "127.0.0.1", "WEBHOOK_SECRET": SECRET,
+                       "SMSHOOKS_HOME": str(tmp_path / "home")})
+    env.pop("REDIS_URL", None)
+    env.pop("DATABASE_URL", None)
+    with running([venv_bin("smshooks"), "run"], env=env, cwd=tmp_path) as [proc]:
+        wait_until_up(base, [proc])
+        assert requests.post(f"{base}/redoxygen/receipt?token={SECRET}", json=MESSAGE_1, timeout=5).status_code == 200
+        db = f"sqlite:///{tmp_path / 'smshooks.db'}"
+        wait_for(lambda: (tmp_path / "smshooks.db").exists() and rows(db, "select count(*) from sms_events") == [(1,)])
+        assert (tmp_path / "home" / "appendonlydir").is_dir(), "the embedded Redis must keep an append-only file"
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=40)
+    assert f"{base.replace('127.0.0.1', 'localhost')}/redoxygen/receipt?token=<WEBHOOK_SECRET>" in output
+    assert SECRET not in output
+    assert proc.returncode == 0
+    leftover = subprocess.run(["pgrep", "-f", str(tmp_path / "home")], capture_output=True, text=True)
+    assert leftover.stdout == "", "redis-server outlived smshooks run"
