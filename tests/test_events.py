@@ -1,0 +1,78 @@
+"""The event vocabulary: deterministic ids, the wire form, E.164, settings."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from webhooks.config import ConfigError, Settings
+from webhooks.events import Event, Kind, Status, dump_events, load_events
+from webhooks.phones import to_e164
+
+T = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
+
+
+def event(**changes) -> Event:
+    fields = dict(provider="redoxygen", kind=Kind.RECEIPT, status=Status.DELIVERED, message_id="123",
+                  provider_status="0000", received_at=T, occurred_at=T - timedelta(seconds=5), final=True)
+    return Event(**{**fields, **changes})
+
+
+def test_event_id_ignores_when_we_received_it():
+    assert event().event_id == event(received_at=T + timedelta(hours=3)).event_id
+
+
+@pytest.mark.parametrize("change", [
+    {"message_id": "124"}, {"provider_status": "2015"}, {"occurred_at": T}, {"provider": "other"},
+    {"kind": Kind.REPLY, "status": Status.RECEIVED}, {"text": "hi"}, {"sender": "+61409000000"},
+])
+def test_event_id_changes_with_any_provider_fact(change):
+    assert event(**change).event_id != event().event_id
+
+
+def test_without_provider_time_occurred_at_is_received_at_and_id_is_stable():
+    a, b = event(occurred_at=None), event(occurred_at=None, received_at=T + timedelta(minutes=1))
+    assert a.occurred_at == a.received_at and a.event_id == b.event_id
+
+
+def test_wire_form_round_trips():
+    original = event(recipient="+61409000000", raw={"SMSId": 123, "nested": {"a": [1, 2]}}, description="ok")
+    [wire] = dump_events([original])
+    assert wire["occurred_at"] == "2026-11-23T09:59:55+00:00" and wire["status"] == "delivered"
+    assert load_events([wire]) == [original]
+
+
+def test_wire_form_refuses_unknown_fields():
+    from marshmallow import ValidationError
+
+    [wire] = dump_events([event()])
+    with pytest.raises(ValidationError):
+        load_events([{**wire, "surprise": 1}])
+
+
+@pytest.mark.parametrize("number,region,expected", [
+    ("+61409000000", None, "+61409000000"), ("61409000000", None, "+61409000000"),
+    ("0409 000 000", "AU", "+61409000000"), ("0612345678", "FR", "+33612345678"),
+    ("0409000000", None, "0409000000"), (" SHORT ", None, "SHORT"), ("", None, None), (None, None, None),
+])
+def test_e164(number, region, expected):
+    assert to_e164(number, region) == expected
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"DEDUPE_WINDOW": "soon"}, "DEDUPE_WINDOW must be a whole number, got 'soon'"),
+    ({"BATCH_SIZE": "0"}, "BATCH_SIZE must be at least 1, got 0"),
+    ({"RETRY_INTERVALS": "10,x"}, "RETRY_INTERVALS must be comma-separated seconds"),
+    ({"PHONE_REGION": "XX"}, "PHONE_REGION must be an ISO country code"),
+    ({"HANDLERS": " , "}, "HANDLERS must name at least one handler"),
+])
+def test_bad_settings_are_named(env, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)
+
+
+def test_settings_defaults():
+    s = Settings.from_env({})
+    assert (s.handlers, s.dedupe_window, s.retry_intervals, s.database_url) == (
+        ("database",), 604800, (10, 60, 300, 1800), "sqlite:///smshooks.db")
