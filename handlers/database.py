@@ -45,6 +45,11 @@ def init_db(url: str) -> None:
         engine.dispose()
 
 
+def _clean(value: str | None) -> str | None:
+    """PostgreSQL refuses NUL in text; one such reply would fail its whole batch on every retry."""
+    return value.replace("\x00", "\ufffd") if value and "\x00" in value else value
+
+
 def _message_status(event: Event) -> Status:
     # A reply means the message reached the phone and was answered.
     return Status.REPLIED if event.kind is Kind.REPLY else event.status
@@ -108,8 +113,9 @@ class DatabaseHandler(Handler):
     def _event_row(e: Event, now: datetime) -> dict[str, Any]:
         return {
             "event_id": e.event_id, "provider": e.provider, "kind": e.kind.value, "status": e.status.value,
-            "final": e.final, "message_id": e.message_id, "recipient": e.recipient, "sender": e.sender,
-            "text": e.text, "provider_status": e.provider_status, "description": e.description,
+            "final": e.final, "message_id": _clean(e.message_id), "recipient": _clean(e.recipient),
+            "sender": _clean(e.sender), "text": _clean(e.text), "provider_status": _clean(e.provider_status),
+            "description": _clean(e.description),
             "occurred_at": e.occurred_at, "received_at": e.received_at, "stored_at": now, "raw": e.raw,
         }
 
@@ -117,10 +123,10 @@ class DatabaseHandler(Handler):
     def _message_row(e: Event, now: datetime) -> dict[str, Any]:
         status = _message_status(e)
         return {
-            "provider": e.provider, "message_id": e.message_id,
-            "recipient": e.recipient if e.kind is Kind.RECEIPT else e.sender,
+            "provider": e.provider, "message_id": _clean(e.message_id),
+            "recipient": _clean(e.recipient if e.kind is Kind.RECEIPT else e.sender),
             "status": status.value, "status_rank": STATUS_RANK[status], "final": e.final,
-            "provider_status": e.provider_status, "description": e.description,
+            "provider_status": _clean(e.provider_status), "description": _clean(e.description),
             "status_at": e.occurred_at, "updated_at": now,
         }
 

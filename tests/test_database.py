@@ -113,3 +113,13 @@ def test_postgres_scheme_from_platforms_is_accepted():
 def test_unsupported_database_is_refused_with_its_name():
     with pytest.raises(ValueError, match="mysql"):
         DatabaseHandler("mysql://root@localhost/test")
+
+
+def test_nul_characters_do_not_poison_a_batch(handler):
+    # PostgreSQL refuses NUL in text; one such reply must not fail the whole batch on every retry.
+    events = [reply("m1", "bad\x00text"), receipt("m2", Status.DELIVERED, 1)]
+    handler.handle_batch(events)
+    with handler.engine.connect() as conn:
+        texts = conn.execute(select(sms_events.c.text).where(sms_events.c.kind == "reply")).scalars().all()
+    assert texts == ["bad\ufffdtext"]
+    assert count(handler) == 2

@@ -201,3 +201,19 @@ def test_smshooks_run_owns_its_redis_and_sqlite(tmp_path):
     assert proc.returncode == 0
     leftover = subprocess.run(["pgrep", "-f", str(tmp_path / "home")], capture_output=True, text=True)
     assert leftover.stdout == "", "redis-server outlived smshooks run"
+
+
+def test_smshooks_run_gives_up_on_a_crash_loop(tmp_path, redis_server):
+    """A web process that cannot start (its port is taken) is not restarted forever."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = process_env({"PORT": str(port), "HOST": "127.0.0.1", "REDIS_URL": redis_server.url,
+                           "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"})
+        result = subprocess.run([venv_bin("smshooks"), "run"], env=env, cwd=tmp_path, capture_output=True,
+                                text=True, timeout=120)
+    assert result.returncode == 1
+    assert "web keeps exiting" in result.stderr

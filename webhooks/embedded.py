@@ -60,10 +60,14 @@ def _wait_for_redis(url: str, proc: subprocess.Popen, seconds: float = 20) -> No
 class Supervisor:
     """Starts children, restarts any that die, and stops them all (Redis last) on SIGINT/SIGTERM."""
 
+    MAX_RESTARTS = 5  # within RESTART_WINDOW seconds: a crash loop (port taken, bad setting), not bad luck
+    RESTART_WINDOW = 60.0
+
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
         self.commands: dict[str, list[str]] = {}
         self.procs: dict[str, subprocess.Popen] = {}
+        self.restarts: dict[str, list[float]] = {}
         self.stopping = False
 
     def start(self, name: str, command: list[str]) -> subprocess.Popen:
@@ -77,10 +81,19 @@ class Supervisor:
         while not self.stopping:
             time.sleep(0.5)
             for name, proc in list(self.procs.items()):
-                if proc.poll() is not None and not self.stopping:
-                    print(f"smshooks: {name} exited with {proc.returncode}; restarting", file=sys.stderr)
-                    time.sleep(1)
-                    self.start(name, self.commands[name])
+                if proc.poll() is None or self.stopping:
+                    continue
+                now = time.monotonic()
+                recent = [t for t in self.restarts.get(name, []) if now - t < self.RESTART_WINDOW] + [now]
+                self.restarts[name] = recent
+                if len(recent) > self.MAX_RESTARTS:
+                    print(f"smshooks: {name} keeps exiting (last code {proc.returncode}); stopping everything",
+                          file=sys.stderr)
+                    self.stop()
+                    return 1
+                print(f"smshooks: {name} exited with {proc.returncode}; restarting", file=sys.stderr)
+                time.sleep(1)
+                self.start(name, self.commands[name])
         return self.stop()
 
     def stop(self) -> int:
