@@ -159,6 +159,20 @@ def test_idle_worker_stops_promptly_on_signal(redis, redis_server, sqlite_url, s
         assert "restarting" not in worker.stdout.read()
 
 
+@pytest.mark.parametrize("attempt", range(3))
+def test_signal_right_after_registration_stops_the_worker_and_its_scheduler(redis, redis_server, sqlite_url,
+                                                                              attempt):
+    # RQ registers the worker and starts its scheduler process before it installs its signal
+    # handlers: a SIGINT in between used to leave the worker waiting forever on that child.
+    env = process_env({"REDIS_URL": redis_server.url, "DATABASE_URL": sqlite_url})
+    with running(WORKER, env=env) as [worker]:
+        wait_for(lambda: redis.smembers("rq:workers"), timeout=15, interval=0.005)
+        worker.send_signal(signal.SIGINT)
+        assert worker.wait(timeout=10) == 0, worker.stdout.read()[-2000:]
+    assert subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True, text=True).stdout == ""
+    wait_for(lambda: not redis.exists("rq:scheduler-lock:smshooks"), timeout=10)
+
+
 @pytest.mark.parametrize("handlers,message", [
     ("database,nosuch", "unknown handler 'nosuch' in HANDLERS; installed: database"),
     ("tests.support_handlers:Broken", "BROKEN_URL must be an http:// URL, got None"),

@@ -9,6 +9,7 @@ processes on the same Redis.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 
@@ -27,17 +28,25 @@ log = logging.getLogger("webhooks.worker")
 
 
 class Worker(SimpleWorker):
-    """SimpleWorker that remembers being asked to stop.
+    """SimpleWorker that shares one `stopping` event with `run`.
 
-    RQ 3.0 records a stop request only when busy; an idle worker's `work()` just
-    returns, which `run` could not tell from a Redis failure and would restart.
+    RQ 3.0 records a stop request only when busy: an idle worker's `work()` just
+    returns, which `run` could not tell from a Redis failure. And RQ installs its
+    signal handlers only after starting its scheduler process: a signal in between
+    (ours set the event) is carried over here, so the loop stops cleanly and its
+    teardown stops the scheduler.
     """
 
-    stop_signalled = False
+    stopping: threading.Event
 
     def request_stop(self, signum, frame):  # type: ignore[no-untyped-def]
-        self.stop_signalled = True
+        self.stopping.set()
         super().request_stop(signum, frame)
+
+    def _install_signal_handlers(self) -> None:
+        super()._install_signal_handlers()
+        if self.stopping.is_set():
+            self._stop_requested = True
 
 
 def _kick_forever(settings: Settings, stop: threading.Event) -> None:
@@ -61,31 +70,40 @@ def run(settings: Settings, burst: bool = False) -> int:
     runtime = jobs.Runtime.from_env()
     jobs.configure(runtime)
     log.info("handlers: %s", ", ".join(runtime.handlers))
-    stop = threading.Event()
+    stopping = threading.Event()  # a SIGTERM/SIGINT arrived, or run is returning
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stopping.set()
+
     if not burst:
-        threading.Thread(target=_kick_forever, args=(settings, stop), daemon=True, name="kick").start()
+        threading.Thread(target=_kick_forever, args=(settings, stopping), daemon=True, name="kick").start()
     delay = 1.0
     try:
-        while True:
+        while not stopping.is_set():
+            # Ours until RQ installs its own in work(), and again while waiting to reconnect.
+            signal.signal(signal.SIGTERM, on_signal)
+            signal.signal(signal.SIGINT, on_signal)
             started = time.monotonic()
             try:
                 # Building the worker talks to Redis too (CLIENT SETNAME), so it is inside the try.
                 redis = Redis.from_url(settings.redis_url, socket_connect_timeout=5)
                 worker = Worker([queue_for(redis, settings.queue_name)], connection=redis, serializer=JSONSerializer)
+                worker.stopping = stopping
                 worker.work(with_scheduler=True, burst=burst, logging_level=settings.log_level)
             except RedisError as err:
                 log.warning("Redis unavailable (%s); retrying in %.0fs", type(err).__name__, delay)
+            except StopRequested:
+                break  # RQ's handler fired outside its loop
             else:
-                if burst or worker.stop_signalled:
-                    return 0
+                if burst or stopping.is_set():
+                    break
                 log.warning("worker stopped unexpectedly; restarting in %.0fs", delay)
             if time.monotonic() - started > 60:
                 delay = 1.0  # it had been healthy: this is a new outage
-            time.sleep(delay)
+            stopping.wait(delay)
             delay = min(delay * 2, 30.0)
-    except StopRequested:
-        return 0  # a signal while waiting to reconnect: RQ's handler is still installed
+        return 0
     finally:
-        stop.set()
+        stopping.set()
         runtime.close()
 

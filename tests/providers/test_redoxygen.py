@@ -93,6 +93,7 @@ def test_flat_receipt_shapes(client, redis, send):
 @pytest.mark.parametrize("result,status,final", [
     ("0000", "delivered", True), (0, "delivered", True), ("2011", "failed", True), ("2100", "failed", True),
     ("2005", "failed", True), ("2101", "unknown", False), ("9999", "unknown", False), ("ABC", "unknown", False),
+    ("٢٠١٥", "unknown", False),
 ])
 def test_result_codes(client, redis, result, status, final):
     response = client.post(f"/redoxygen/receipt{TOKEN}", json={**MESSAGE_1, "Result": result})
@@ -163,6 +164,7 @@ def test_unreadable_number_is_kept_as_sent(client, redis):
     ({"Messages": {"1": MESSAGE_1, "2": {"SMSId": 9}}}, {"Messages.2.Result"}),
     ({"Messages": {"1": "not an object"}}, {"Messages.1"}),
     ({}, {"SMSId", "Result"}),
+    ({"¹": {"SMSId": 1}, "٣": "x"}, {"0.Result"}),  # digits to str.isdigit(), not to int()
 ])
 def test_bad_receipts_name_each_bad_field(client, redis, body, fields):
     response = client.post(f"/redoxygen/receipt{TOKEN}", json=body, headers=JSON)

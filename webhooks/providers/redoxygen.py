@@ -32,11 +32,16 @@ from . import ParseContext, ParseError
 NAME = "redoxygen"
 
 
+def _is_number(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts '¹' and '٣', which int() then refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def _receipt_status(code: str) -> Status:
     """0000 delivered; 2011-2100 sending errors; 2001-2010 authentication errors (not sent either)."""
     if code == "0000":
         return Status.DELIVERED
-    if code.isdigit() and 2001 <= int(code) <= 2100:
+    if _is_number(code) and 2001 <= int(code) <= 2100:
         return Status.FAILED
     return Status.UNKNOWN
 
@@ -56,7 +61,7 @@ class Code(fields.Field):
             raise ValidationError("must not be empty")
         if len(text) > 64:
             raise ValidationError("is longer than 64 characters")
-        return text.zfill(self.pad) if self.pad and text.isdigit() else text
+        return text.zfill(self.pad) if self.pad and _is_number(text) else text
 
 
 class Timestamp(fields.DateTime):
@@ -137,7 +142,7 @@ def receipt_messages(payload: Mapping[str, Any]) -> list[tuple[str, Any]]:
         return [(f"{prefix}{i}.", m) for i, m in enumerate(container)]
     if not isinstance(container, dict):
         return [(prefix, container)]
-    numbered = sorted((k for k in container if str(k).isdigit()), key=int)
+    numbered = sorted((k for k in container if _is_number(str(k))), key=int)
     if numbered:
         return [(f"{prefix}{k}.", container[k]) for k in numbered]
     lowered = _lower(container)
