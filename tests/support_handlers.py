@@ -39,6 +39,21 @@ class Flaky(_RedisBacked):
         self.redis.rpush("test:flaky", *[e.event_id for e in events])
 
 
+class Leaky(Handler):
+    """Fails with the secret in its error message, as a careless library might."""
+
+    name = "leaky"
+
+    @classmethod
+    def from_env(cls, env):
+        handler = cls()
+        handler.secret = env["WEBHOOK_SECRET"]
+        return handler
+
+    def handle(self, event):
+        raise ConnectionError(f"POST https://hooks.example.com/in?token={self.secret} failed")
+
+
 class Broken(Handler):
     """A handler whose settings are wrong: it cannot be built."""
 

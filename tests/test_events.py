@@ -64,12 +64,17 @@ def test_e164(number, region, expected):
     ({"DEDUPE_WINDOW": "soon"}, "DEDUPE_WINDOW must be a whole number, got 'soon'"),
     ({"BATCH_SIZE": "0"}, "BATCH_SIZE must be at least 1, got 0"),
     ({"RETRY_INTERVALS": "10,x"}, "RETRY_INTERVALS must be comma-separated seconds"),
+    ({"RETRY_INTERVALS": "-1"}, "RETRY_INTERVALS must not contain negative seconds"),
     ({"PHONE_REGION": "XX"}, "PHONE_REGION must be an ISO country code"),
     ({"HANDLERS": " , "}, "HANDLERS must name at least one handler"),
 ])
 def test_bad_settings_are_named(env, message):
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)
+
+
+def test_no_retries():
+    assert Settings.from_env({"RETRY_INTERVALS": "none"}).retry_intervals == ()
 
 
 def test_settings_defaults():

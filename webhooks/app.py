@@ -12,7 +12,7 @@ from handlers.registry import check
 
 from . import redis_store
 from .config import MAX_BODY_BYTES, Settings
-from .observability import init_sentry
+from .observability import init_sentry, redact_logs
 from .views import bp, json_errors
 
 
@@ -20,6 +20,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     """Build the web app from the environment; `config` overrides environment variables (tests)."""
     settings = Settings.from_env({**os.environ, **(config or {})})
     check(settings.handlers)  # an unknown handler name stops start-up here, not in the worker hours later
+    redact_logs(settings.webhook_secret)
     init_sentry(settings, web=True)
 
     app = Flask(__name__)

@@ -39,6 +39,8 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
 
 def _intervals(env: Mapping[str, str], name: str, default: str) -> tuple[int, ...]:
     raw = env.get(name) or default
+    if raw.strip().lower() == "none":
+        return ()  # no retries: a failing job goes straight to the failed registry
     try:
         values = tuple(int(part) for part in raw.split(",") if part.strip())
     except ValueError:

@@ -1,8 +1,10 @@
-"""Errors to Sentry when SENTRY_DSN is set, with the shared secret scrubbed from every report."""
+"""Errors to Sentry when SENTRY_DSN is set, and the shared secret kept out of reports and logs."""
 
 from __future__ import annotations
 
+import logging
 import os
+import traceback
 from typing import Any
 
 from .config import Settings
@@ -43,3 +45,30 @@ def init_sentry(settings: Settings, web: bool) -> bool:
         before_send=_scrubber(settings.webhook_secret),
     )
     return True
+
+
+def redact_logs(secret: str | None) -> None:
+    """Remove the secret from every log record this process makes, tracebacks included.
+
+    A handler (often someone else's code) may put the secret in an exception message;
+    RQ logs that traceback. Done in the record factory, so no handler or formatter,
+    ours or a library's, ever sees the secret.
+    """
+    if not secret:
+        return
+    make_record = logging.getLogRecordFactory()
+    if getattr(make_record, "redacts", None) == secret:
+        return  # already installed (create_app runs once per gunicorn worker, and in tests often)
+
+    def redacted_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        message = record.getMessage()
+        if secret in message:
+            record.msg, record.args = message.replace(secret, "[secret]"), None
+        if record.exc_info and record.exc_info[1] is not None:
+            text = "".join(traceback.format_exception(*record.exc_info))
+            record.exc_text = text.rstrip("\n").replace(secret, "[secret]")
+        return record
+
+    redacted_record.redacts = secret  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(redacted_record)

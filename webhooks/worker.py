@@ -21,7 +21,7 @@ from rq.serializers import JSONSerializer
 
 from . import jobs
 from .config import Settings
-from .observability import init_sentry
+from .observability import init_sentry, redact_logs
 from .queueing import FLAG_TTL, Ingest, queue_for
 
 log = logging.getLogger("webhooks.worker")
@@ -66,6 +66,7 @@ def _kick_forever(settings: Settings, stop: threading.Event) -> None:
 
 def run(settings: Settings, burst: bool = False) -> int:
     """Work until asked to stop; reconnect (with backoff) whenever Redis goes away."""
+    redact_logs(settings.webhook_secret)
     init_sentry(settings, web=False)
     runtime = jobs.Runtime.from_env()
     jobs.configure(runtime)
