@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
-from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Index, Integer, MetaData, SmallInteger,
-                        String, Table, Text, UniqueConstraint)
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 metadata = MetaData()
 
@@ -12,7 +25,8 @@ _ID = BigInteger().with_variant(Integer(), "sqlite")
 
 # One row per event; the unique event_id makes a re-delivered job insert nothing twice.
 sms_events = Table(
-    "sms_events", metadata,
+    "sms_events",
+    metadata,
     Column("id", _ID, primary_key=True, autoincrement=True),
     Column("event_id", String(80), nullable=False, unique=True),
     Column("provider", String(32), nullable=False),
@@ -35,7 +49,8 @@ sms_events = Table(
 # One row per message we sent, with where it has got to. `status_rank` orders the
 # statuses (events.STATUS_RANK) so the upsert can refuse to move a message backwards.
 sms_messages = Table(
-    "sms_messages", metadata,
+    "sms_messages",
+    metadata,
     Column("id", _ID, primary_key=True, autoincrement=True),
     Column("provider", String(32), nullable=False),
     Column("message_id", String(64), nullable=False),

@@ -8,7 +8,7 @@ import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from tests.conftest import ROOT, SECRET, process_env, venv_bin, wait_for
-from tests.providers.test_redoxygen import MESSAGE_1, REPLY
+from tests.providers.test_redoxygen import REPLY
 from webhooks import create_app
 
 

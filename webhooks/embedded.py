@@ -9,7 +9,6 @@ restarts (RQ does that) comes back by itself.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import signal
 import subprocess
@@ -20,9 +19,10 @@ from pathlib import Path
 from redis import Redis
 from redis.exceptions import RedisError
 
-from .config import Settings
 from handlers.database import init_db
 from handlers.registry import check
+
+from .config import Settings
 
 ROUTES = ("/redoxygen/receipt", "/redoxygen/reply")
 
@@ -123,7 +123,8 @@ def run(env: dict[str, str]) -> int:
     try:
         settings = Settings.from_env(env)
         check(settings.handlers)
-        init_db(settings.database_url) if "database" in settings.handlers else None
+        if "database" in settings.handlers:
+            init_db(settings.database_url)
     except Exception:
         supervisor.stop()
         raise

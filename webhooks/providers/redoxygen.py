@@ -73,7 +73,7 @@ class Timestamp(fields.DateTime):
         try:
             parsed = datetime.fromisoformat(value.strip())
         except ValueError:
-            raise ValidationError(f"must be an ISO 8601 time such as 2024-09-20T04:39:13.819Z, got {value!r}")
+            raise ValidationError(f"must be an ISO 8601 time such as 2024-09-20T04:39:13.819Z, got {value!r}") from None
         return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
 
 
