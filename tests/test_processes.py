@@ -218,16 +218,26 @@ def test_smshooks_run_owns_its_redis_and_sqlite(tmp_path):
 
 
 def test_smshooks_run_gives_up_on_a_crash_loop(tmp_path, redis_server):
-    """A web process that cannot start (its port is taken) is not restarted forever."""
+    """A web process that can never start is not restarted forever."""
+    env = process_env({"PORT": str(free_port()), "HOST": "127.0.0.1", "REDIS_URL": redis_server.url,
+                       "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+                       "GUNICORN_CMD_ARGS": "--workers=not-a-number"})
+    result = subprocess.run([venv_bin("smshooks"), "run"], env=env, cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 1
+    assert "web keeps exiting" in result.stderr
+
+
+def test_smshooks_run_says_when_its_port_is_taken(tmp_path, redis_server):
     import socket
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = process_env({"PORT": str(port), "HOST": "127.0.0.1", "REDIS_URL": redis_server.url,
-                           "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"})
+        env = process_env({"PORT": str(port), "HOST": "127.0.0.1", "REDIS_URL": redis_server.url})
         result = subprocess.run([venv_bin("smshooks"), "run"], env=env, cwd=tmp_path, capture_output=True,
-                                text=True, timeout=120)
+                                text=True, timeout=30)
     assert result.returncode == 1
-    assert "web keeps exiting" in result.stderr
+    assert f"port {port} on 127.0.0.1 is in use" in result.stderr
+    assert "Traceback" not in result.stderr

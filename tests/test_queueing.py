@@ -111,6 +111,20 @@ def test_handler_job_id_is_derived_from_its_events(env, redis):
     assert handler_job_id("tests.x:Y", ["a"]).replace("-", "").replace("_", "").isalnum()
 
 
+def test_the_same_batch_is_never_enqueued_twice(client, redis):
+    from webhooks.queueing import dispatch_inbox
+
+    client.post(f"/redoxygen/receipt{TOKEN}", json=receipt(1))
+    batch = redis.lrange(INBOX, 0, -1)
+    queue = queue_for(redis, "smshooks")
+    dispatch_inbox(redis, queue, ["database"], 500, (0,))
+    redis.rpush(INBOX, *batch)  # the same events again (say, re-sent after the dedupe window)
+    dispatch_inbox(redis, queue, ["database"], 500, (0,))
+    handle_jobs = [job_id for job_id in queue.job_ids if job_id.startswith("handle-")]
+    assert len(handle_jobs) == 1
+    assert redis.llen(INBOX) == 0
+
+
 def test_jobs_carry_json_events(client, redis, env):
     import zlib
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -42,6 +43,16 @@ def redis_command(home: Path, sock: Path) -> list[str]:
     return [server, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
             "--dir", str(home), "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
             "--daemonize", "no", "--logfile", str(home / "redis.log")]
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Say so now, rather than let gunicorn fail to bind again and again."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise SystemExit(f"smshooks: port {port} on {host} is in use ({err.strerror}); set PORT to a free one")
 
 
 def _wait_for_redis(url: str, proc: subprocess.Popen, seconds: float = 20) -> None:
@@ -115,6 +126,7 @@ def run(env: dict[str, str]) -> int:
     env = dict(env)
     env.setdefault("DATABASE_URL", f"sqlite:///{Path('smshooks.db').resolve()}")
     env.setdefault("PORT", "8000")
+    _check_port_free(env.get("HOST") or "0.0.0.0", int(env["PORT"]))
     supervisor = Supervisor(env)
     if not env.get("REDIS_URL"):
         sock = _socket_path(home)

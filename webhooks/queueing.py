@@ -127,9 +127,14 @@ def dispatch_inbox(redis: Redis, queue: Queue, handlers: Sequence[str], batch_si
             ids = [e["event_id"] for e in events]
             with redis.pipeline(transaction=True) as pipe:
                 for name in handlers:
+                    job_id = handler_job_id(name, ids)
+                    # RQ's unique=True cannot join a MULTI/EXEC; under the dispatch lock, only
+                    # this code creates handler jobs, so checking first is just as safe.
+                    if queue.job_class.exists(job_id, connection=redis):
+                        continue
                     queue.enqueue(
                         "webhooks.jobs.handle", name, events,
-                        job_id=handler_job_id(name, ids),
+                        job_id=job_id,
                         description=f"{name}: {len(events)} event(s)",
                         retry=retry_policy(retry_intervals),
                         result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
