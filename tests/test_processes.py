@@ -241,3 +241,36 @@ def test_smshooks_run_says_when_its_port_is_taken(tmp_path, redis_server):
     assert result.returncode == 1
     assert f"port {port} on 127.0.0.1 is in use" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_two_workers_under_a_burst_handle_every_event_exactly_once(redis, redis_server, sqlite_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    init_db(sqlite_url)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = process_env({"REDIS_URL": redis_server.url, "DATABASE_URL": sqlite_url, "WEBHOOK_SECRET": SECRET,
+                       "HANDLERS": "database,tests.support_handlers:Recorder"})
+    ids = [n % 250 for n in range(400)]  # 250 messages, 150 of them delivered twice
+    with running(gunicorn(port), WORKER, WORKER, env=env) as procs:
+        wait_until_up(base, procs)
+        with requests.Session() as session, ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(lambda n: session.post(f"{base}/redoxygen/receipt?token={SECRET}",
+                                                            json={**MESSAGE_1, "SMSId": n}, timeout=10).status_code,
+                                     ids))
+        assert statuses == [200] * len(ids)
+        wait_for(lambda: rows(sqlite_url, "select count(*) from sms_events") == [(250,)], timeout=30)
+        wait_for(lambda: redis.llen("test:recorder") >= 250, timeout=30)
+        time.sleep(1)  # anything handled twice would show up now
+    recorded = redis.lrange("test:recorder", 0, -1)
+    assert len(recorded) == len(set(recorded)) == 250
+    assert rows(sqlite_url, "select count(distinct message_id) from sms_messages") == [(250,)]
+
+
+def test_gunicorn_leaves_no_control_socket_folder(tmp_path, redis_server, sqlite_url):
+    port = free_port()
+    env = process_env({"REDIS_URL": redis_server.url, "DATABASE_URL": sqlite_url, "HOME": str(tmp_path)})
+    env.pop("XDG_RUNTIME_DIR", None)
+    with running(gunicorn(port), env=env) as procs:
+        wait_until_up(f"http://127.0.0.1:{port}", procs)
+    assert not (tmp_path / ".gunicorn").exists()
