@@ -52,7 +52,8 @@ def _check_port_free(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as err:
-            raise SystemExit(f"smshooks: port {port} on {host} is in use ({err.strerror}); set PORT to a free one") from None
+            message = f"smshooks: port {port} on {host} is in use ({err.strerror}); set PORT to a free one"
+            raise SystemExit(message) from None
 
 
 def _wait_for_redis(url: str, proc: subprocess.Popen, seconds: float = 20) -> None:
