@@ -170,6 +170,22 @@ def process_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def processes() -> dict[int, tuple[int, str]]:
+    """Every process as pid -> (parent pid, command line), read from /proc (no procps needed)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # it exited while we looked
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        found[int(entry.name)] = (parent, cmdline)
+    return found
+
+
 def venv_bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 

@@ -13,7 +13,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from handlers.database import init_db
-from tests.conftest import ROOT, SECRET, free_port, process_env, venv_bin, wait_for
+from tests.conftest import ROOT, SECRET, free_port, process_env, processes, venv_bin, wait_for
 from tests.providers.test_redoxygen import MESSAGE_1, REPLY
 from webhooks.config import normalize_database_url
 
@@ -169,7 +169,7 @@ def test_signal_right_after_registration_stops_the_worker_and_its_scheduler(redi
         wait_for(lambda: redis.smembers("rq:workers"), timeout=15, interval=0.005)
         worker.send_signal(signal.SIGINT)
         assert worker.wait(timeout=10) == 0, worker.stdout.read()[-2000:]
-    assert subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True, text=True).stdout == ""
+    assert not [pid for pid, (parent, _) in processes().items() if parent == worker.pid]
     wait_for(lambda: not redis.exists("rq:scheduler-lock:smshooks"), timeout=10)
 
 
@@ -213,8 +213,8 @@ def test_smshooks_run_owns_its_redis_and_sqlite(tmp_path):
     assert f"{base.replace('127.0.0.1', 'localhost')}/redoxygen/receipt?token=<WEBHOOK_SECRET>" in output
     assert SECRET not in output
     assert proc.returncode == 0
-    leftover = subprocess.run(["pgrep", "-f", str(tmp_path / "home")], capture_output=True, text=True)
-    assert leftover.stdout == "", "redis-server outlived smshooks run"
+    leftover = [cmd for _, cmd in processes().values() if str(tmp_path / "home") in cmd]
+    assert not leftover, f"outlived smshooks run: {leftover}"
 
 
 def test_smshooks_run_gives_up_on_a_crash_loop(tmp_path, redis_server):
