@@ -24,7 +24,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     init_sentry(settings, web=True)
 
     app = Flask(__name__)
-    app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=MAX_BODY_BYTES, JSON_SORT_KEYS=False)
+    app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
     logging.getLogger("webhooks").setLevel(settings.log_level)
     if not settings.webhook_secret:
         app.logger.warning("WEBHOOK_SECRET is not set: anyone who finds these URLs can post events")
