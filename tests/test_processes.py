@@ -20,8 +20,9 @@ from webhooks.config import normalize_database_url
 
 @contextmanager
 def running(*commands: list[str], env: dict[str, str], cwd: Path = ROOT):
-    procs = [subprocess.Popen(c, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for c in commands]
+    # Each in a process group of its own, as a shell would start it: a test can signal the group.
+    procs = [subprocess.Popen(c, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              process_group=0) for c in commands]
     try:
         yield procs
     finally:
@@ -208,10 +209,13 @@ def test_smshooks_run_owns_its_redis_and_sqlite(tmp_path):
         db = f"sqlite:///{tmp_path / 'smshooks.db'}"
         wait_for(lambda: (tmp_path / "smshooks.db").exists() and rows(db, "select count(*) from sms_events") == [(1,)])
         assert (tmp_path / "home" / "appendonlydir").is_dir(), "the embedded Redis must keep an append-only file"
-        proc.send_signal(signal.SIGTERM)
+        import os
+
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole foreground group gets it
         output, _ = proc.communicate(timeout=40)
     assert f"{base.replace('127.0.0.1', 'localhost')}/redoxygen/receipt?token=<WEBHOOK_SECRET>" in output
     assert SECRET not in output
+    assert "Redis unavailable" not in output, "Redis was stopped before the worker"
     assert proc.returncode == 0
     leftover = [cmd for _, cmd in processes().values() if str(tmp_path / "home") in cmd]
     assert not leftover, f"outlived smshooks run: {leftover}"

@@ -84,7 +84,9 @@ class Supervisor:
 
     def start(self, name: str, command: list[str]) -> subprocess.Popen:
         self.commands[name] = command
-        self.procs[name] = subprocess.Popen(command, env=self.env)
+        # A process group of its own: Ctrl-C (or a signal to our group) reaches only us, and we
+        # stop the children in order (web and worker first, Redis last) instead of all at once.
+        self.procs[name] = subprocess.Popen(command, env=self.env, process_group=0)
         return self.procs[name]
 
     def watch(self) -> int:
