@@ -39,6 +39,20 @@ class Flaky(_RedisBacked):
         self.redis.rpush("test:flaky", *[e.event_id for e in events])
 
 
+class Slow(_RedisBacked):
+    """Counts attempts, then waits while `test:slow:block` exists (a test kills the worker meanwhile)."""
+
+    name = "slow"
+
+    def handle_batch(self, events):
+        import time
+
+        self.redis.incr("test:slow:attempts")
+        while self.redis.exists("test:slow:block"):
+            time.sleep(0.05)
+        self.redis.rpush("test:slow", *[e.event_id for e in events])
+
+
 class Leaky(Handler):
     """Fails with the secret in its error message, as a careless library might."""
 

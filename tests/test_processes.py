@@ -278,3 +278,28 @@ def test_gunicorn_leaves_no_control_socket_folder(tmp_path, redis_server, sqlite
     with running(gunicorn(port), env=env) as procs:
         wait_until_up(f"http://127.0.0.1:{port}", procs)
     assert not (tmp_path / ".gunicorn").exists()
+
+
+def test_job_of_a_worker_killed_mid_job_is_run_again(redis, redis_server, sqlite_url):
+    """SIGKILL leaves the job "started"; a live worker's maintenance sweep retries it (nothing lost)."""
+    import os
+
+    init_db(sqlite_url)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = process_env({"REDIS_URL": redis_server.url, "DATABASE_URL": sqlite_url, "WEBHOOK_SECRET": SECRET,
+                       "HANDLERS": "database,tests.support_handlers:Slow", "RETRY_INTERVALS": "0,0",
+                       "JOB_TIMEOUT": "2", "MAINTENANCE_INTERVAL": "3"})
+    redis.set("test:slow:block", 1)
+    with running(gunicorn(port), WORKER, env=env) as (web, first_worker):
+        wait_until_up(base, [web, first_worker])
+        assert requests.post(f"{base}/redoxygen/receipt?token={SECRET}", json=MESSAGE_1, timeout=5).status_code == 200
+        wait_for(lambda: redis.get("test:slow:attempts") == b"1", timeout=20)
+        os.killpg(first_worker.pid, signal.SIGKILL)  # the worker and its scheduler, mid-job
+        first_worker.wait()
+        redis.delete("test:slow:block")
+        with running(WORKER, env=env):
+            # Abandoned once JOB_TIMEOUT + 60 s have passed (RQ's heartbeat margin), found by the next sweep.
+            wait_for(lambda: redis.llen("test:slow") == 1, timeout=100, interval=0.5)
+    assert int(redis.get("test:slow:attempts")) == 2
+    assert rows(sqlite_url, "select count(*) from sms_events") == [(1,)]

@@ -61,6 +61,8 @@ class Settings:
     phone_region: str | None = None  # ISO country for national numbers ("AU", "FR")
     retry_intervals: tuple[int, ...] = (10, 60, 300, 1800)
     batch_size: int = 500  # most events one handler job carries
+    job_timeout: int = 60  # seconds a handler job may run; also how soon a killed worker's job is retried
+    maintenance_interval: int = 30  # seconds between a worker's sweeps for jobs abandoned by dead workers
     queue_name: str = "smshooks"
     log_level: str = "INFO"
 
@@ -79,6 +81,8 @@ class Settings:
             phone_region=region,
             retry_intervals=_intervals(env, "RETRY_INTERVALS", "10,60,300,1800"),
             batch_size=_int(env, "BATCH_SIZE", cls.batch_size),
+            job_timeout=_int(env, "JOB_TIMEOUT", cls.job_timeout),
+            maintenance_interval=_int(env, "MAINTENANCE_INTERVAL", cls.maintenance_interval),
             queue_name=env.get("RQ_QUEUE") or cls.queue_name,
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
         )

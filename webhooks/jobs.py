@@ -55,8 +55,9 @@ def dispatch() -> int:
     """Move the inbox into one job per handler; see webhooks.queueing."""
     job = get_current_job()
     rt = runtime()
-    return dispatch_inbox(job.connection, queue_for(job.connection, job.origin), list(rt.settings.handlers),
-                          rt.settings.batch_size, rt.settings.retry_intervals)
+    settings = rt.settings
+    return dispatch_inbox(job.connection, queue_for(job.connection, job.origin), list(settings.handlers),
+                          settings.batch_size, settings.retry_intervals, settings.job_timeout)
 
 
 def handle(handler_name: str, events: list[dict[str, Any]]) -> int:

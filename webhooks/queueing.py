@@ -112,7 +112,7 @@ def retry_policy(intervals: Sequence[int]) -> Retry | None:
 
 
 def dispatch_inbox(redis: Redis, queue: Queue, handlers: Sequence[str], batch_size: int,
-                   retry_intervals: Sequence[int]) -> int:
+                   retry_intervals: Sequence[int], job_timeout: int = 60) -> int:
     """Move every event in the inbox into per-handler jobs; returns how many events moved."""
     # Cleared before reading the inbox: an event pushed after this line raises the
     # flag again and gets a dispatch of its own, so none is left waiting.
@@ -137,6 +137,9 @@ def dispatch_inbox(redis: Redis, queue: Queue, handlers: Sequence[str], batch_si
                         job_id=job_id,
                         description=f"{name}: {len(events)} event(s)",
                         retry=retry_policy(retry_intervals),
+                        # A worker killed mid-job leaves it "started"; RQ retries it once
+                        # job_timeout + 60 s have passed, so the timeout also bounds that delay.
+                        job_timeout=job_timeout,
                         result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
                         pipeline=pipe,
                     )

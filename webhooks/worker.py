@@ -88,7 +88,11 @@ def run(settings: Settings, burst: bool = False) -> int:
             try:
                 # Building the worker talks to Redis too (CLIENT SETNAME), so it is inside the try.
                 redis = Redis.from_url(settings.redis_url, socket_connect_timeout=5)
-                worker = Worker([queue_for(redis, settings.queue_name)], connection=redis, serializer=JSONSerializer)
+                # An idle RQ worker blocks in BLPOP for worker_ttl - 15 s and sweeps for abandoned
+                # jobs only between dequeues: the TTL is what makes the interval true.
+                worker = Worker([queue_for(redis, settings.queue_name)], connection=redis, serializer=JSONSerializer,
+                                maintenance_interval=settings.maintenance_interval,
+                                worker_ttl=settings.maintenance_interval + 15)
                 worker.stopping = stopping
                 worker.work(with_scheduler=True, burst=burst, logging_level=settings.log_level)
             except RedisError as err:
