@@ -67,6 +67,7 @@ def test_e164(number, region, expected):
     ({"RETRY_INTERVALS": "-1"}, "RETRY_INTERVALS must not contain negative seconds"),
     ({"PHONE_REGION": "XX"}, "PHONE_REGION must be an ISO country code"),
     ({"HANDLERS": " , "}, "HANDLERS must name at least one handler"),
+    ({"WEBHOOK_SECRET": "abc123"}, "WEBHOOK_SECRET must be at least 16 characters \\(it is 6\\)"),
 ])
 def test_bad_settings_are_named(env, message):
     with pytest.raises(ConfigError, match=message):

@@ -10,6 +10,7 @@ from typing import Any
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "sqlite:///smshooks.db"
 MAX_BODY_BYTES = 64 * 1024
+MIN_SECRET_LENGTH = 16
 
 
 class ConfigError(ValueError):
@@ -88,6 +89,12 @@ class Settings:
         )
         values.update(overrides)
         settings = cls(**values)
+        if settings.webhook_secret is not None and len(settings.webhook_secret) < MIN_SECRET_LENGTH:
+            # Short secrets are guessable, and the secret is scrubbed from events and logs
+            # wherever it appears: a short one would also corrupt ordinary reply text.
+            raise ConfigError(f"WEBHOOK_SECRET must be at least {MIN_SECRET_LENGTH} characters "
+                              f"(it is {len(settings.webhook_secret)}); `python3 -c 'import secrets; "
+                              f"print(secrets.token_urlsafe(24))'` makes one")
         if not settings.handlers:
             # With no handler, dispatched events would go nowhere: refuse rather than drop them.
             raise ConfigError("HANDLERS must name at least one handler, such as 'database'")
