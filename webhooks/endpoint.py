@@ -24,7 +24,7 @@ from .events import EVENT_SCHEMA, Event, utcnow
 from .payload import BadPayload, decode, read_body
 from .providers import ParseContext, ParseError
 from .redis_store import get_ingest
-from .security import is_authorized, redact
+from .security import is_authorized, redact, scrub
 
 log = logging.getLogger("webhooks.endpoint")
 
@@ -43,19 +43,6 @@ class Responder:
         response = jsonify(error=message, fields=fields or {})
         response.status_code = status
         return response
-
-
-def _scrub(value: Any, secret: str | None) -> Any:
-    """The payload with every occurrence of the secret removed (a ReplyURL can carry our ?token=)."""
-    if not secret:
-        return value
-    if isinstance(value, str):
-        return redact(value, secret)
-    if isinstance(value, dict):
-        return {_scrub(k, secret): _scrub(v, secret) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrub(v, secret) for v in value]
-    return value
 
 
 def _log_unparsed(body: bytes, secret: str | None, reason: str) -> None:
@@ -79,16 +66,16 @@ def handle_callback(parse: Parser, responder: Responder) -> Response:
     body = b""
     try:
         body = read_body(request)
-        payload = _scrub(decode(request, body), secret)
+        payload = scrub(decode(request, body), secret)  # a ReplyURL field carries our ?token=
         events = parse(payload, ParseContext(received_at=utcnow(), phone_region=settings.phone_region))
     except RequestEntityTooLarge:
         return responder.error(413, f"body is over {current_app.config['MAX_CONTENT_LENGTH']} bytes")
     except BadPayload as err:
         _log_unparsed(body, secret, str(err))
-        return responder.error(err.status, "the body cannot be read", _scrub(err.errors, secret))
+        return responder.error(err.status, "the body cannot be read", scrub(err.errors, secret))
     except ParseError as err:
         _log_unparsed(body, secret, str(err))
-        return responder.error(400, "the callback is not what the provider sends", _scrub(err.errors, secret))
+        return responder.error(400, "the callback is not what the provider sends", scrub(err.errors, secret))
 
     try:
         stored = get_ingest().store([(e.event_id, json.dumps(EVENT_SCHEMA.dump(e))) for e in events])

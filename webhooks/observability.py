@@ -8,22 +8,7 @@ import traceback
 from typing import Any
 
 from .config import Settings
-
-
-def _scrubber(secret: str | None):  # type: ignore[no-untyped-def]
-    def scrub(value: Any) -> Any:
-        if isinstance(value, str):
-            return value.replace(secret, "[secret]") if secret else value
-        if isinstance(value, dict):
-            return {k: scrub(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [scrub(v) for v in value]
-        return value
-
-    def before_send(event: dict[str, Any], _hint: dict[str, Any]) -> dict[str, Any]:
-        return scrub(event)
-
-    return before_send
+from .security import scrub
 
 
 def init_sentry(settings: Settings, web: bool) -> bool:
@@ -42,7 +27,7 @@ def init_sentry(settings: Settings, web: bool) -> bool:
         environment=os.environ.get("SENTRY_ENVIRONMENT"),
         release=os.environ.get("SENTRY_RELEASE") or os.environ.get("SOURCE_VERSION"),
         send_default_pii=False,  # no IPs, cookies or headers such as Authorization
-        before_send=_scrubber(settings.webhook_secret),
+        before_send=lambda event, _hint: scrub(event, settings.webhook_secret),
     )
     return True
 

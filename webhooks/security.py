@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+from typing import Any
 
 from flask import Request
 
@@ -47,3 +48,16 @@ def is_authorized(request: Request, secret: str | None) -> bool:
 def redact(text: str, secret: str | None) -> str:
     """`text` with the secret replaced, for anything that is logged or returned."""
     return text.replace(secret, "[secret]") if secret and text else text
+
+
+def scrub(value: Any, secret: str | None) -> Any:
+    """`value` (str, dict or list, nested) with the secret redacted from every string, keys included."""
+    if not secret:
+        return value
+    if isinstance(value, str):
+        return redact(value, secret)
+    if isinstance(value, dict):
+        return {scrub(k, secret): scrub(v, secret) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v, secret) for v in value]
+    return value
