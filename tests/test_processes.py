@@ -303,3 +303,15 @@ def test_job_of_a_worker_killed_mid_job_is_run_again(redis, redis_server, sqlite
             wait_for(lambda: redis.llen("test:slow") == 1, timeout=100, interval=0.5)
     assert int(redis.get("test:slow:attempts")) == 2
     assert rows(sqlite_url, "select count(*) from sms_events") == [(1,)]
+
+
+def test_smshooks_run_with_a_bad_setting_starts_nothing(tmp_path):
+    env = process_env({"PORT": str(free_port()), "HOST": "127.0.0.1", "WEBHOOK_SECRET": "short",
+                       "SMSHOOKS_HOME": str(tmp_path / "home")})
+    env.pop("REDIS_URL", None)
+    result = subprocess.run([venv_bin("smshooks"), "run"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 2
+    assert "WEBHOOK_SECRET must be at least 16 characters" in result.stderr
+    assert not [cmd for _, cmd in processes().values() if str(tmp_path / "home") in cmd]
+    assert not (tmp_path / "home" / "redis.log").exists(), "a Redis was started before the settings were checked"

@@ -2,8 +2,7 @@
 
 Redis is Debian's `redis-server`, started here on a private Unix socket with the
 append-only file on (`appendfsync everysec`), so an acknowledged event survives a
-Redis restart. Each child is restarted if it dies: a worker that quits when Redis
-restarts (RQ does that) comes back by itself.
+Redis restart. Each child is restarted if it dies, up to a crash loop.
 """
 
 from __future__ import annotations
@@ -129,18 +128,21 @@ def run(env: dict[str, str]) -> int:
     env = dict(env)
     env.setdefault("DATABASE_URL", f"sqlite:///{Path('smshooks.db').resolve()}")
     env.setdefault("PORT", "8000")
-    _check_port_free(env.get("HOST") or "0.0.0.0", int(env["PORT"]))
-    supervisor = Supervisor(env)
-    if not env.get("REDIS_URL"):
+    own_redis = not env.get("REDIS_URL")
+    if own_redis:
         sock = _socket_path(home)
         env["REDIS_URL"] = f"unix://{sock}"
-        _wait_for_redis(env["REDIS_URL"], supervisor.start("redis", redis_command(home, sock)))
+    # Everything that can be checked is checked before anything is started.
+    settings = Settings.from_env(env)
+    check(settings.handlers)
+    _check_port_free(env.get("HOST") or "0.0.0.0", int(env["PORT"]))
+    supervisor = Supervisor(env)
     try:
-        settings = Settings.from_env(env)
-        check(settings.handlers)
+        if own_redis:
+            _wait_for_redis(env["REDIS_URL"], supervisor.start("redis", redis_command(home, sock)))
         if "database" in settings.handlers:
             init_db(settings.database_url)
-    except Exception:
+    except BaseException:  # SystemExit from _wait_for_redis too: never leave our Redis running
         supervisor.stop()
         raise
     python = sys.executable
