@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from typing import Any
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "sqlite:///smshooks.db"
@@ -68,11 +67,11 @@ class Settings:
     log_level: str = "INFO"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         handlers = tuple(h.strip() for h in env.get("HANDLERS", "database").split(",") if h.strip())
         region = (env.get("PHONE_REGION") or "").strip().upper() or None
-        values = dict(
+        settings = cls(
             redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
             database_url=normalize_database_url(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL),
             webhook_secret=env.get("WEBHOOK_SECRET") or None,
@@ -87,8 +86,6 @@ class Settings:
             queue_name=env.get("RQ_QUEUE") or cls.queue_name,
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
         )
-        values.update(overrides)
-        settings = cls(**values)
         if settings.webhook_secret is not None and len(settings.webhook_secret) < MIN_SECRET_LENGTH:
             # Short secrets are guessable, and the secret is scrubbed from events and logs
             # wherever it appears: a short one would also corrupt ordinary reply text.

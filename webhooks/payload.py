@@ -14,17 +14,17 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import parse_form_data
 
 from .config import MAX_BODY_BYTES
+from .providers import ParseError
 
 # Fields that authenticate the caller; they never reach events, logs or error bodies.
 SECRET_FIELDS = frozenset({"token"})
 
 
-class BadPayload(ValueError):
-    """The body cannot be read as what it claims to be; `errors` maps a field or `_body` to messages."""
+class BadPayload(ParseError):
+    """The body cannot be read as what it claims to be (400, or 415 for a format or charset we lack)."""
 
     def __init__(self, errors: dict[str, list[str]], status: int = 400) -> None:
-        super().__init__("; ".join(f"{k}: {', '.join(v)}" for k, v in errors.items()))
-        self.errors = errors
+        super().__init__(errors)
         self.status = status
 
 
