@@ -10,6 +10,7 @@ from rq.registry import FailedJobRegistry
 from tests.conftest import SECRET, run_worker
 from tests.providers.test_redoxygen import MESSAGE_1, REPLY
 from webhooks import create_app
+from webhooks.config import Settings
 from webhooks.queueing import DISPATCH_FLAG, INBOX, queue_for
 
 TOKEN = f"?token={SECRET}"
@@ -111,15 +112,15 @@ def test_handler_job_id_is_derived_from_its_events(env, redis):
     assert handler_job_id("tests.x:Y", ["a"]).replace("-", "").replace("_", "").isalnum()
 
 
-def test_the_same_batch_is_never_enqueued_twice(client, redis):
+def test_the_same_batch_is_never_enqueued_twice(client, redis, env):
     from webhooks.queueing import dispatch_inbox
 
     client.post(f"/redoxygen/receipt{TOKEN}", json=receipt(1))
     batch = redis.lrange(INBOX, 0, -1)
     queue = queue_for(redis, "smshooks")
-    dispatch_inbox(redis, queue, ["database"], 500, (0,))
+    dispatch_inbox(redis, queue, Settings.from_env(env))
     redis.rpush(INBOX, *batch)  # the same events again (say, re-sent after the dedupe window)
-    dispatch_inbox(redis, queue, ["database"], 500, (0,))
+    dispatch_inbox(redis, queue, Settings.from_env(env))
     handle_jobs = [job_id for job_id in queue.job_ids if job_id.startswith("handle-")]
     assert len(handle_jobs) == 1
     assert redis.llen(INBOX) == 0
@@ -131,7 +132,7 @@ def test_jobs_carry_json_events(client, redis, env):
     from webhooks.queueing import dispatch_inbox
 
     client.post(f"/redoxygen/receipt{TOKEN}", json=receipt(1))
-    dispatch_inbox(redis, queue_for(redis, "smshooks"), ["database"], 500, (0,))
+    dispatch_inbox(redis, queue_for(redis, "smshooks"), Settings.from_env(env))
     [job] = [j for j in queue_for(redis, "smshooks").jobs if j.func_name == "webhooks.jobs.handle"]
     # RQ zlib-compresses the serialized call; under it must be JSON, not a pickle.
     func, _instance, (name, events), _kwargs = json.loads(zlib.decompress(redis.hget(f"rq:job:{job.id}", "data")))

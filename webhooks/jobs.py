@@ -54,10 +54,7 @@ def runtime() -> Runtime:
 def dispatch() -> int:
     """Move the inbox into one job per handler; see webhooks.queueing."""
     job = get_current_job()
-    rt = runtime()
-    settings = rt.settings
-    return dispatch_inbox(job.connection, queue_for(job.connection, job.origin), list(settings.handlers),
-                          settings.batch_size, settings.retry_intervals, settings.job_timeout)
+    return dispatch_inbox(job.connection, queue_for(job.connection, job.origin), runtime().settings)
 
 
 def handle(handler_name: str, events: list[dict[str, Any]]) -> int:

@@ -32,6 +32,8 @@ from redis import Redis
 from rq import Queue, Retry
 from rq.serializers import JSONSerializer
 
+from .config import Settings
+
 INBOX = "smshooks:inbox"
 DISPATCH_FLAG = "smshooks:dispatch:pending"
 DISPATCH_LOCK = "smshooks:dispatch:lock"
@@ -111,22 +113,21 @@ def retry_policy(intervals: Sequence[int]) -> Retry | None:
     return Retry(max=len(intervals), interval=list(intervals)) if intervals else None
 
 
-def dispatch_inbox(redis: Redis, queue: Queue, handlers: Sequence[str], batch_size: int,
-                   retry_intervals: Sequence[int], job_timeout: int = 60) -> int:
-    """Move every event in the inbox into per-handler jobs; returns how many events moved."""
+def dispatch_inbox(redis: Redis, queue: Queue, settings: Settings) -> int:
+    """Move every event in the inbox into one job per handler; returns how many events moved."""
     # Cleared before reading the inbox: an event pushed after this line raises the
     # flag again and gets a dispatch of its own, so none is left waiting.
     redis.delete(DISPATCH_FLAG)
     moved = 0
     with redis.lock(DISPATCH_LOCK, timeout=LOCK_TIMEOUT, blocking_timeout=LOCK_TIMEOUT):
         while True:
-            batch = redis.lrange(INBOX, 0, batch_size - 1)
+            batch = redis.lrange(INBOX, 0, settings.batch_size - 1)
             if not batch:
                 return moved
             events = [json.loads(item) for item in batch]
             ids = [e["event_id"] for e in events]
             with redis.pipeline(transaction=True) as pipe:
-                for name in handlers:
+                for name in settings.handlers:
                     job_id = handler_job_id(name, ids)
                     # RQ's unique=True cannot join a MULTI/EXEC; under the dispatch lock, only
                     # this code creates handler jobs, so checking first is just as safe.
@@ -136,10 +137,10 @@ def dispatch_inbox(redis: Redis, queue: Queue, handlers: Sequence[str], batch_si
                         "webhooks.jobs.handle", name, events,
                         job_id=job_id,
                         description=f"{name}: {len(events)} event(s)",
-                        retry=retry_policy(retry_intervals),
+                        retry=retry_policy(settings.retry_intervals),
                         # A worker killed mid-job leaves it "started"; RQ retries it once
                         # job_timeout + 60 s have passed, so the timeout also bounds that delay.
-                        job_timeout=job_timeout,
+                        job_timeout=settings.job_timeout,
                         result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
                         pipeline=pipe,
                     )
