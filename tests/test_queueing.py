@@ -41,8 +41,8 @@ def test_repeated_callback_is_acknowledged_but_not_enqueued_again(client, redis,
     first = client.post(f"/redoxygen/receipt{TOKEN}", json=receipt(1), headers={"Accept": "application/json"})
     again = client.post(f"/redoxygen/receipt{TOKEN}", json=receipt(1), headers={"Accept": "application/json"})
     assert first.get_json()["accepted"] == 1
-    assert again.status_code == 200 and again.get_json() | {"accepted": 0} == again.get_json()
-    assert again.get_json()["duplicates"] == 1
+    assert again.status_code == 200
+    assert (again.get_json()["accepted"], again.get_json()["duplicates"]) == (0, 1)
     assert again.get_json()["event_ids"] == first.get_json()["event_ids"]
     assert redis.llen(INBOX) == 1
     ttl = redis.ttl(f"smshooks:seen:{first.get_json()['event_ids'][0]}")
