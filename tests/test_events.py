@@ -82,3 +82,14 @@ def test_settings_defaults():
     s = Settings.from_env({})
     assert (s.handlers, s.dedupe_window, s.retry_intervals, s.database_url) == (
         ("database",), 604800, (10, 60, 300, 1800), "sqlite:///smshooks.db")
+
+
+def test_reply_event_id_ignores_whitespace_but_not_words():
+    from webhooks.events import reply_event_id
+
+    a = reply_event_id("digitaleo", "123", "+33601020304", "Yes, see you\r\n at 5 ")
+    assert a == reply_event_id("digitaleo", "123", "+33601020304", "Yes,  see you at 5")
+    assert a != reply_event_id("digitaleo", "123", "+33601020304", "No, see you at 5")
+    assert a != reply_event_id("digitaleo", "124", "+33601020304", "Yes, see you at 5")
+    assert a != reply_event_id("redoxygen", "123", "+33601020304", "Yes, see you at 5")
+    assert a.startswith("digitaleo-")

@@ -98,6 +98,19 @@ def event_id_for(event: Event, *extra: str) -> str:
     return f"{event.provider}-{digest[:32]}"
 
 
+def reply_event_id(provider: str, message_id: str, sender: str | None, text: str | None) -> str:
+    """The id of a reply from what every route that carries it agrees on: no time, no provider code.
+
+    A reply can reach us by callback, by API look-up and by the provider's email; those
+    routes disagree on times and codes, so only the SMS answered, the phone and the text
+    (whitespace folded: email bodies wrap and pad) identify it.
+    """
+    folded = " ".join((text or "").split())
+    facts = [provider, Kind.REPLY.value, message_id, sender or "", folded]
+    digest = hashlib.sha256(json.dumps(facts, ensure_ascii=False).encode()).hexdigest()
+    return f"{provider}-{digest[:32]}"
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
