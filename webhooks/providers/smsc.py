@@ -78,7 +78,7 @@ class _Callback(Schema):
         unknown = EXCLUDE  # SMSC adds fields (cnt, type, cost, ...): kept in `raw`
 
     id = Code(required=True)
-    phone = fields.String(required=True, validate=validate.Length(min=1, max=254))  # an e-mail for e-mail messages
+    phone = fields.String(required=True, validate=validate.Length(min=1, max=64))  # the database keeps 64
     time = Code(load_default=None)
     ts = Code(load_default=None)
 
