@@ -45,8 +45,8 @@ def rooted(body: bytes) -> bytes:
     declaration = _DECLARATION.match(body)
     head = declaration.group(0) if declaration else b""
     rest = body[len(head):]
-    if not rest.lstrip().startswith(b"<"):
-        return body
+    if not rest.lstrip().startswith(b"<") or rest.lstrip().startswith(b"<!"):
+        return body  # not XML, or a DOCTYPE: left whole, so that defusedxml refuses it
     return head + b"<notification>" + rest + b"</notification>"
 
 
@@ -122,14 +122,23 @@ def _load(message: Any, path: str) -> dict[str, Any]:
 def parse_notification(payload: Mapping[str, Any], ctx: ParseContext,
                        shortcodes: frozenset[str] = frozenset()) -> list[Event]:
     """One event per message: a reply when it was sent to one of our codes, a receipt otherwise."""
-    events, errors = [], {}
+    events: list[Event] = []
+    errors: dict[str, list[str]] = {}
     for path, message in find_messages(payload):
         try:
             fields_ = _load(message, path)
-            inbound = fields_["to"] is not None and fields_["to"] in shortcodes
-            events.append(_reply(fields_, message, ctx, path) if inbound else _receipt(fields_, message, ctx, path))
         except ParseError as err:
             errors.update(err.errors)
+            fields_ = None
+        if not isinstance(message, Mapping):
+            continue
+        inbound = str(message.get("to", "")).strip() in shortcodes
+        # A reply needs who sent it and what; a receipt needs its status. All are reported at once.
+        needed = ("from", "text") if inbound else ("status",)
+        errors.update({f"{path}{name}": ["Missing data for required field."] for name in needed
+                       if message.get(name) is None or (name != "text" and message.get(name) == "")})
+        if fields_ is not None and not errors:
+            events.append(_reply(fields_, message, ctx) if inbound else _receipt(fields_, message, ctx))
     if errors:
         raise ParseError(errors)
     if not events:
@@ -137,9 +146,7 @@ def parse_notification(payload: Mapping[str, Any], ctx: ParseContext,
     return events
 
 
-def _receipt(f: dict[str, Any], raw: Mapping[str, Any], ctx: ParseContext, path: str) -> Event:
-    if f["status"] is None:
-        raise ParseError({f"{path}status": ["Missing data for required field."]})
+def _receipt(f: dict[str, Any], raw: Mapping[str, Any], ctx: ParseContext) -> Event:
     status, final = STATUSES.get(f["status"].upper(), (Status.UNKNOWN, False))
     return Event(
         provider=NAME,
@@ -156,10 +163,7 @@ def _receipt(f: dict[str, Any], raw: Mapping[str, Any], ctx: ParseContext, path:
     )
 
 
-def _reply(f: dict[str, Any], raw: Mapping[str, Any], ctx: ParseContext, path: str) -> Event:
-    missing = [name for name, key in (("from", "sender"), ("text", "text")) if f[key] is None]
-    if missing:
-        raise ParseError({f"{path}{name}": ["Missing data for required field."] for name in missing})
+def _reply(f: dict[str, Any], raw: Mapping[str, Any], ctx: ParseContext) -> Event:
     sender = ctx.phone(f["sender"])
     # The object does not name the message answered, so an MO is known by its own id;
     # reply_event_id (id, phone, text; no time) keeps it stable across routes that write
