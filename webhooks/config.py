@@ -65,6 +65,9 @@ class Settings:
     maintenance_interval: int = 30  # seconds between a worker's sweeps for jobs abandoned by dead workers
     queue_name: str = "smshooks"
     log_level: str = "INFO"
+    # SMSC's account password: checks the handler's md5/sha1/crc32 (never in a repr, so never in a log)
+    smsc_password: str | None = dataclasses.field(default=None, repr=False)
+    ogangi_shortcodes: frozenset[str] = frozenset()  # our OGANGI short/long codes: a message to one is inbound
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -85,6 +88,9 @@ class Settings:
             maintenance_interval=_int(env, "MAINTENANCE_INTERVAL", cls.maintenance_interval),
             queue_name=env.get("RQ_QUEUE") or cls.queue_name,
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
+            smsc_password=env.get("SMSC_PASSWORD") or None,
+            ogangi_shortcodes=frozenset(c.strip() for c in (env.get("OGANGI_SHORTCODES") or "").split(",")
+                                        if c.strip()),
         )
         if settings.webhook_secret is not None and len(settings.webhook_secret) < MIN_SECRET_LENGTH:
             # Short secrets are guessable, and the secret is scrubbed from events and logs

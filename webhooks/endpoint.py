@@ -1,7 +1,7 @@
 """The flow every provider endpoint shares: verify -> read -> parse -> store in Redis -> answer.
 
 Error mapping (never a 5xx for anything the caller sent):
-    401  the shared secret is missing or wrong
+    401  the shared secret is missing or wrong, or a provider's signature does not match
     413  the body is over 64 KiB (chunked bodies included)
     415  a Content-Type or charset we cannot read
     400  the body is not what the provider sends; every bad field is named
@@ -22,13 +22,14 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from .events import EVENT_SCHEMA, Event, utcnow
 from .payload import BadPayload, decode, read_body
-from .providers import ParseContext, ParseError
+from .providers import ParseContext, ParseError, SignatureError
 from .redis_store import get_ingest
 from .security import is_authorized, scrub
 
 log = logging.getLogger("webhooks.endpoint")
 
 Parser = Callable[[Mapping[str, Any], ParseContext], list[Event]]
+Decoder = Callable[[Any, bytes], dict[str, Any]]  # (request, body) -> fields
 RETRY_AFTER_SECONDS = 30
 
 
@@ -56,7 +57,7 @@ def _log_unparsed(body: bytes, reason: str) -> None:
                   request.content_type, reason, body.decode("utf-8", "replace"))
 
 
-def handle_callback(parse: Parser, responder: Responder) -> Response:
+def handle_callback(parse: Parser, responder: Responder, decoder: Decoder = decode) -> Response:
     settings = current_app.config["SETTINGS"]
     secret = settings.webhook_secret
     if not is_authorized(request, secret):
@@ -68,10 +69,12 @@ def handle_callback(parse: Parser, responder: Responder) -> Response:
     body = b""
     try:
         body = read_body(request)
-        payload = scrub(decode(request, body), secret)  # a ReplyURL field carries our ?token=
+        payload = scrub(decoder(request, body), secret)  # a ReplyURL field carries our ?token=
         events = parse(payload, ParseContext(received_at=utcnow(), phone_region=settings.phone_region))
     except RequestEntityTooLarge:
         return responder.error(413, f"body is over {current_app.config['MAX_CONTENT_LENGTH']} bytes")
+    except SignatureError as err:
+        return responder.error(401, "the provider's signature does not match", scrub(err.errors, secret))
     except BadPayload as err:
         _log_unparsed(body, str(err))
         return responder.error(err.status, "the body cannot be read", scrub(err.errors, secret))

@@ -72,7 +72,7 @@ def _decode_text(body: bytes, charset: str | None) -> str:
         return body.decode("latin-1")
 
 
-def parse_json(body: bytes) -> Any:
+def parse_json(body: bytes | str) -> Any:
     try:
         return json.loads(body)
     except RecursionError:
@@ -81,7 +81,7 @@ def parse_json(body: bytes) -> Any:
         raise BadPayload({"_body": [f"body is not valid JSON: {exc}"]}) from None
 
 
-def parse_xml(body: bytes) -> dict[str, Any]:
+def parse_xml(body: bytes | str) -> dict[str, Any]:
     """The root element's children as a dict (repeated names become lists); defusedxml refuses DTDs and entities."""
     try:
         root = SafeET.fromstring(body)
@@ -112,12 +112,12 @@ def _element(element: Any) -> Any:
     return result
 
 
-def parse_form(body: bytes, request: Request) -> dict[str, str]:
+def parse_form(body: bytes, request: Request, charset: str | None = None) -> dict[str, str]:
     if request.mimetype == "multipart/form-data":
         environ = dict(request.environ, **{"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))})
         _, form, _ = parse_form_data(environ, max_content_length=MAX_BODY_BYTES)
         return dict(form.items())
-    charset = _charset(request)
+    charset = charset or _charset(request)
     text = _decode_text(body, charset)  # raw bytes; percent-escapes are decoded below with the same charset
     try:
         pairs = parse_qsl(text, keep_blank_values=True, encoding=charset or "utf-8", errors="strict")
@@ -141,13 +141,28 @@ _BY_MIMETYPE = {
 }
 
 
-def decode(request: Request, body: bytes) -> dict[str, Any]:
+def query_fields(request: Request, charset: str) -> dict[str, str]:
+    """The query string read with `charset` (`request.args` reads UTF-8); a repeated name keeps its last value."""
+    try:
+        pairs = parse_qsl(request.query_string.decode("latin-1"), keep_blank_values=True, encoding=charset,
+                          errors="strict")
+    except UnicodeDecodeError as exc:
+        raise BadPayload({"_query": [f"query string is not valid {charset}: {exc}"]}) from None
+    return dict(pairs)
+
+
+def decode(request: Request, body: bytes, charset: str | None = None) -> dict[str, Any]:
     """Query-string fields overlaid with the body's fields, secret fields removed.
 
     The format comes from Content-Type; a missing or generic one (text/plain,
-    application/octet-stream) is sniffed from the first byte.
+    application/octet-stream) is sniffed from the first byte. `charset` is one the
+    caller knows from elsewhere (SMSC names it in the callback URL): the query
+    string and the body, whatever its format, are then read with it.
     """
-    fields: dict[str, Any] = {k: v for k, v in request.args.items() if k not in SECRET_FIELDS}
+    if charset:
+        _decode_text(b"", charset)  # an unknown charset is a 415 before anything is read
+    args = query_fields(request, charset) if charset else request.args
+    fields: dict[str, Any] = {k: v for k, v in args.items() if k not in SECRET_FIELDS}
     if not body.strip():
         return fields
     mimetype = request.mimetype
@@ -163,15 +178,16 @@ def decode(request: Request, body: bytes) -> dict[str, Any]:
             {"_body": [f"cannot read a {mimetype or 'body without a Content-Type'}: send JSON, XML or a form"]},
             status=415,
         )
+    text = _decode_text(body, charset) if charset and kind != "form" else None
     if kind == "json":
-        data = parse_json(body)
+        data = parse_json(body if text is None else text)
         if not isinstance(data, (dict, list)):
             raise BadPayload({"_body": [f"JSON body must be an object or a list, got {type(data).__name__}"]})
         if isinstance(data, list):
             return {**fields, "Messages": data}
     elif kind == "xml":
-        data = parse_xml(body)
+        data = parse_xml(body if text is None else text)  # from text, expat ignores the encoding declaration
     else:
-        data = parse_form(body, request)
+        data = parse_form(body, request, charset)
     fields.update({k: v for k, v in data.items() if k not in SECRET_FIELDS})
     return fields

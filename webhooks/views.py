@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from html import escape
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
@@ -9,7 +10,8 @@ from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
 from .endpoint import Responder, handle_callback
-from .providers import redoxygen
+from .payload import decode
+from .providers import ogangi, redoxygen, smsc
 from .queueing import INBOX
 from .redis_store import get_redis
 
@@ -52,6 +54,24 @@ def redoxygen_receipt() -> Response:
 @bp.route("/redoxygen/reply", methods=["GET", "POST"])
 def redoxygen_reply() -> Response:
     return handle_callback(redoxygen.parse_reply, _REDOXYGEN)
+
+
+@bp.route("/smsc/callback", methods=["GET", "POST"])
+def smsc_callback() -> Response:
+    # SMSC names the charset in the handler URL (`?charset=`), not in the body's Content-Type.
+    charset = smsc.declared_charset(request.mimetype_params.get("charset"), request.args.get("charset"),
+                                    request.args.get("fmt"))
+    parse = functools.partial(smsc.parse_callback, password=current_app.config["SETTINGS"].smsc_password,
+                              charset=charset or "utf-8")
+    return handle_callback(parse, Responder(), decoder=functools.partial(decode, charset=charset))
+
+
+@bp.route("/ogangi/status", methods=["POST"])
+def ogangi_status() -> Response:
+    parse = functools.partial(ogangi.parse_notification,
+                              shortcodes=current_app.config["SETTINGS"].ogangi_shortcodes)
+    # OGANGI's documented XML is root-less fragments (`<input>…</input> <status>…`): give them a root.
+    return handle_callback(parse, Responder(), decoder=lambda req, body: decode(req, ogangi.rooted(body)))
 
 
 @bp.route("/healthz")

@@ -16,6 +16,10 @@ class ParseError(ValueError):
         self.errors = errors
 
 
+class SignatureError(ParseError):
+    """The provider's own signature of the callback is missing or wrong (401, nothing stored)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ParseContext:
     """What a parser needs beyond the payload."""
