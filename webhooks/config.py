@@ -9,6 +9,7 @@ from collections.abc import Mapping
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "sqlite:///smshooks.db"
 MAX_BODY_BYTES = 64 * 1024
+INBOUND_EMAIL_MAX_BYTES = 1024 * 1024  # emails carry headers, HTML and quoted text: far more than a callback
 MIN_SECRET_LENGTH = 16
 
 
@@ -65,6 +66,7 @@ class Settings:
     maintenance_interval: int = 30  # seconds between a worker's sweeps for jobs abandoned by dead workers
     queue_name: str = "smshooks"
     log_level: str = "INFO"
+    inbound_email_max_bytes: int = INBOUND_EMAIL_MAX_BYTES  # largest email /inbound/email and smtpd take
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -85,6 +87,7 @@ class Settings:
             maintenance_interval=_int(env, "MAINTENANCE_INTERVAL", cls.maintenance_interval),
             queue_name=env.get("RQ_QUEUE") or cls.queue_name,
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
+            inbound_email_max_bytes=_int(env, "INBOUND_EMAIL_MAX_BYTES", INBOUND_EMAIL_MAX_BYTES),
         )
         if settings.webhook_secret is not None and len(settings.webhook_secret) < MIN_SECRET_LENGTH:
             # Short secrets are guessable, and the secret is scrubbed from events and logs

@@ -8,6 +8,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
+from .email_endpoint import handle_inbound_email
 from .endpoint import Responder, handle_callback
 from .providers import redoxygen
 from .queueing import INBOX
@@ -52,6 +53,12 @@ def redoxygen_receipt() -> Response:
 @bp.route("/redoxygen/reply", methods=["GET", "POST"])
 def redoxygen_reply() -> Response:
     return handle_callback(redoxygen.parse_reply, _REDOXYGEN)
+
+
+@bp.route("/inbound/email", methods=["POST"])
+@bp.route("/inbound/email/mime", methods=["POST"])  # Mailgun posts the raw message only to a URL ending in "mime"
+def inbound_email() -> Response:
+    return handle_inbound_email()
 
 
 @bp.route("/healthz")
