@@ -56,7 +56,8 @@ def part_text(part: Message) -> str:
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
         return ""
-    return decode_bytes(payload, part.get_content_charset())
+    text = decode_bytes(payload, part.get_content_charset())
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # mail's CRLF line ends, as plain newlines
 
 
 def body_text(message: Message) -> str:
@@ -103,6 +104,9 @@ class _TextExtractor(HTMLParser):
             self.chunks.append("\n")
         elif tag in self._CELLS:
             self.chunks.append("\t")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)  # <br/> is one line break, not an opening and a closing block
 
     def handle_endtag(self, tag: str) -> None:
         if tag in self._SKIPPED:
