@@ -1,4 +1,4 @@
-"""POST /inbound/email: raw messages and relay forms, the shared auth/size/bad-input cases, and one id for both routes."""
+"""POST /inbound/email: raw messages and relay forms, the shared auth/size/bad-input cases, one id per fact."""
 
 from __future__ import annotations
 

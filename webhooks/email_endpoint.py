@@ -84,8 +84,9 @@ def message_bytes(body: bytes) -> bytes:
         if raw is None:
             raw = _from_parsed_fields(fields)
         if raw is None:
-            raise BadPayload({"_body": [f"the form has no email: expected the raw message in one of {list(RAW_FIELDS)}"
-                                        f" or Mailgun's parsed {list(PARSED_BODY_FIELDS)}; got fields {sorted(fields)}"]})
+            raise BadPayload({"_body": [
+                f"the form has no email: expected the raw message in one of {list(RAW_FIELDS)} or Mailgun's "
+                f"parsed {list(PARSED_BODY_FIELDS)}; got fields {sorted(fields)}"]})
     elif mimetype in _RAW_TYPES:
         raw = body
     else:
