@@ -148,3 +148,11 @@ def test_receipt_by_email_and_by_callback_is_stored_once(client, redis):
     assert by_callback["event_ids"] == by_email["event_ids"]
     assert (by_callback["accepted"], by_callback["duplicates"]) == (0, 1)
     assert len(queued(redis)) == 1
+
+
+def test_deeply_nested_mime_is_kept_not_a_500(client, redis):
+    nesting = b"".join(b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i) for i in range(3000))
+    raw = b"From: a@b\r\nSubject: deep\r\n" + nesting + b"Content-Type: text/plain\r\n\r\nhi\r\n"
+    response = client.post(f"/inbound/email{TOKEN}", data=raw, content_type="message/rfc822")
+    assert response.status_code == 200, response.data
+    assert queued(redis)[0]["kind"] == "unknown"

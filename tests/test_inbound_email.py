@@ -159,6 +159,13 @@ def test_unknown_email_raw_is_capped():
     assert len(event.raw["text"]) <= KEEP_CHARS
 
 
+def test_deeply_nested_mime_is_kept_as_unknown_not_an_error():
+    nesting = b"".join(b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i) for i in range(3000))
+    [event] = parse(b"From: a@b\r\nSubject: deep\r\n" + nesting + b"Content-Type: text/plain\r\n\r\nhi\r\n")
+    assert (event.kind, event.raw["subject"]) == (Kind.UNKNOWN, "deep")
+    assert "nested too deeply" in event.description
+
+
 def test_two_unknown_emails_are_two_events():
     other = UNKNOWN.replace(b"<ooo-1@", b"<ooo-2@")
     assert parse(UNKNOWN)[0].event_id != parse(other)[0].event_id

@@ -30,7 +30,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from .endpoint import RETRY_AFTER_SECONDS, Responder
 from .events import EVENT_SCHEMA, utcnow
 from .inbound_email import parse_email
-from .mail_text import looks_like_email, read_message
+from .mail_text import looks_like_email, read_headers
 from .payload import BadPayload, read_body
 from .providers import ParseContext
 from .redis_store import get_ingest
@@ -94,7 +94,7 @@ def message_bytes(body: bytes) -> bytes:
                                     f"form"]}, status=415)
     if not raw.strip():
         raise BadPayload({"_body": ["the email is empty"]})
-    if not looks_like_email(read_message(raw)):
+    if not looks_like_email(read_headers(raw)):
         raise BadPayload({"_body": ["not an RFC 822 email: no From, To, Subject, Date, Message-ID or Content-Type "
                                     "header before the first blank line"]})
     return raw

@@ -31,7 +31,7 @@ import re
 from email.message import Message
 
 from .events import Event, Kind, Status, event_id_for, reply_event_id
-from .mail_text import body_text, header, read_message
+from .mail_text import body_text, header, read_headers, read_message
 from .providers import ParseContext, ParseError, redoxygen
 from .security import scrub
 
@@ -53,9 +53,14 @@ _SIGNATURE = "-- "
 
 def parse_email(raw: bytes, ctx: ParseContext, secret: str | None = None) -> list[Event]:
     """The events an email carries; an email we cannot read is one `unknown` event, never an error."""
-    message = read_message(raw)
+    try:
+        message: Message = read_message(raw)
+        text = scrub(body_text(message), secret)  # a forwarded ReplyURL carries our ?token=
+    except RecursionError:
+        message = read_headers(raw)
+        subject = scrub(header(message, "subject"), secret)
+        return [_unknown(raw, message, subject, "", "MIME parts nested too deeply to read", ctx, secret, NAME, None)]
     subject = scrub(header(message, "subject"), secret)
-    text = scrub(body_text(message), secret)  # a forwarded ReplyURL carries our ?token=
     provider, message_id, reason = NAME, None, "neither Red Oxygen fields nor a Digitaleo subject"
     try:
         found = _DIGITALEO_SUBJECT.search(subject)

@@ -12,6 +12,7 @@ import codecs
 import email
 import email.policy
 from email.message import EmailMessage, Message
+from email.parser import BytesHeaderParser
 from html.parser import HTMLParser
 
 # Headers of which at least one makes bytes an email rather than a stray body.
@@ -19,8 +20,17 @@ _MESSAGE_HEADERS = ("from", "to", "subject", "date", "message-id", "content-type
 
 
 def read_message(raw: bytes) -> EmailMessage:
-    """The parsed message; the stdlib parser never raises, it records defects."""
+    """The parsed message; the stdlib parser records defects rather than raising, except on deep nesting.
+
+    Thousands of nested multiparts fit in a megabyte and make the parser recurse past
+    Python's limit: that RecursionError is for the caller to turn into an unread email.
+    """
     return email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[return-value]
+
+
+def read_headers(raw: bytes) -> Message:
+    """Only the top-level headers, which parse however deeply the body is nested."""
+    return BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
 
 
 def looks_like_email(message: Message) -> bool:
