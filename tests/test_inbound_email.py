@@ -92,6 +92,9 @@ def test_redoxygen_fields_that_do_not_parse_are_kept_as_unknown():
     pytest.param(digitaleo_response("<html><body><p>Your SMS: <i>Text message to be sent</i></p>"
                                     "<p>Response: Yes, this open day can interest me</p></body></html>",
                                     subtype="html", encoding="base64"), id="html-base64"),
+    pytest.param(digitaleo_response("<table><tr><th>SMS</th><td>Text message to be sent</td></tr><tr><th>Response"
+                                    "</th><td>Yes, this open day can interest me</td></tr></table>",
+                                    subtype="html", charset="windows-1252"), id="html-table"),
     pytest.param(digitaleo_response(DIGITALEO_TEXT, subject="Fwd: Response from 801 555 0123 to SMS #121905361"),
                  id="forwarded-subject"),
 ])

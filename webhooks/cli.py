@@ -36,13 +36,14 @@ def _initdb(args: argparse.Namespace) -> int:
 
 
 def _smtpd(args: argparse.Namespace) -> int:
-    from .observability import redact_logs
+    from .observability import init_sentry, redact_logs
     from .smtpd import SmtpdSettings, run
 
     settings = Settings.from_env()
     smtpd = SmtpdSettings.from_env(os.environ)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     redact_logs(settings.webhook_secret)
+    init_sentry(settings, web=False)  # logged errors (a 451 for a bug) reach Sentry, secret scrubbed
     return run(settings, smtpd)
 
 

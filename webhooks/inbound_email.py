@@ -46,8 +46,9 @@ _FIELD_LINE = re.compile(r"^\s*(?P<name>[A-Za-z][A-Za-z ]{0,24}?)\s*(?:[:=]|\t)\
 
 _DIGITALEO_SUBJECT = re.compile(
     r"Response from\s+(?P<phone>\+?\d[\d .()/-]*?)\s+to\s+SMS\s*#\s*(?P<sms_id>[A-Za-z0-9_-]+)", re.IGNORECASE)
-_RESPONSE_LABEL = re.compile(r"^\s*(?:response|r[ée]ponse|reply|answer)\s*:\s*(?P<rest>.*)$", re.IGNORECASE)
-_OTHER_LABEL = re.compile(r"^\s*[^\s:]{1,20}(?: [^\s:]{1,20}){0,3}\s*:\s")
+# A label ends with a colon, or is the first cell of an HTML table row (a tab once reduced to text).
+_RESPONSE_LABEL = re.compile(r"^\s*(?:response|r[ée]ponse|reply|answer)\s*(?::|\t)\s*(?P<rest>.*)$", re.IGNORECASE)
+_OTHER_LABEL = re.compile(r"^\s*[^\s:]{1,20}(?: [^\s:]{1,20}){0,3}\s*(?::\s|\t)")
 _SIGNATURE = "-- "
 
 
@@ -67,7 +68,7 @@ def parse_email(raw: bytes, ctx: ParseContext, secret: str | None = None) -> lis
         if found:
             provider, message_id = "digitaleo", found["sms_id"]
             reason = "no response found in the body of a Digitaleo response email"
-            return [_digitaleo_reply(message, found, text, ctx)]
+            return [_digitaleo_reply(message, found, text, ctx, secret)]
         events = _redoxygen_events(text, ctx)
         if events:
             return events
@@ -135,7 +136,8 @@ def response_text(text: str) -> str | None:
     return paragraphs[1] if len(paragraphs) == 2 else None
 
 
-def _digitaleo_reply(message: Message, subject: re.Match[str], text: str, ctx: ParseContext) -> Event:
+def _digitaleo_reply(message: Message, subject: re.Match[str], text: str, ctx: ParseContext,
+                     secret: str | None) -> Event:
     response = response_text(text)
     if response is None:
         raise _NotFound()
@@ -150,8 +152,8 @@ def _digitaleo_reply(message: Message, subject: re.Match[str], text: str, ctx: P
         text=response,
         occurred_at=_date(message),
         received_at=ctx.received_at,
-        raw={"subject": subject.string, "from": header(message, "from"), "date": header(message, "date"),
-             "body": text[:KEEP_CHARS]},
+        raw={"subject": subject.string, "from": scrub(header(message, "from"), secret),
+             "date": header(message, "date"), "body": text[:KEEP_CHARS]},
         event_id=reply_event_id("digitaleo", subject["sms_id"], sender, response),
     )
 

@@ -15,6 +15,7 @@ import dataclasses
 import json
 import logging
 import signal
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -99,11 +100,14 @@ def run(settings: Settings, smtpd: SmtpdSettings) -> int:
     handler = InboundHandler(settings, smtpd, Ingest(redis, queue_for(redis, settings.queue_name),
                                                      settings.dedupe_window))
 
+    # aiosmtpd looks the name up for every connection unless given one; a slow resolver would stall each.
+    hostname = socket.getfqdn()
+
     async def serve() -> None:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
             lambda: SMTP(handler, data_size_limit=settings.inbound_email_max_bytes, ident="smshooks smtpd",
-                         loop=loop),
+                         hostname=hostname, loop=loop),
             host=smtpd.host, port=smtpd.port)
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
