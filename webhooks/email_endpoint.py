@@ -34,7 +34,7 @@ from .mail_text import looks_like_email, read_headers
 from .payload import BadPayload, read_body
 from .providers import ParseContext
 from .redis_store import get_ingest
-from .security import is_authorized
+from .security import is_authorized, scrub
 
 log = logging.getLogger("webhooks.email")
 
@@ -61,7 +61,7 @@ def handle_inbound_email(responder: Responder | None = None) -> Response:
     except RequestEntityTooLarge:
         return responder.error(413, f"the email is over {limit} bytes (INBOUND_EMAIL_MAX_BYTES)")
     except BadPayload as err:
-        return responder.error(err.status, "the body is not an email", err.errors)
+        return responder.error(err.status, "the body is not an email", scrub(err.errors, settings.webhook_secret))
 
     ctx = ParseContext(received_at=utcnow(), phone_region=settings.phone_region)
     events = parse_email(raw, ctx, settings.webhook_secret)
