@@ -156,3 +156,14 @@ def test_deeply_nested_mime_is_kept_not_a_500(client, redis):
     response = client.post(f"/inbound/email{TOKEN}", data=raw, content_type="message/rfc822")
     assert response.status_code == 200, response.data
     assert queued(redis)[0]["kind"] == "unknown"
+
+
+def test_unknown_email_is_a_database_event_but_no_message(client, env):
+    from tests.conftest import run_worker
+    from tests.test_processes import rows
+
+    assert client.post(f"/inbound/email{TOKEN}", data=UNKNOWN, content_type="message/rfc822").status_code == 200
+    run_worker(env)
+    [(kind, status, provider)] = rows(env["DATABASE_URL"], "SELECT kind, status, provider FROM sms_events")
+    assert (kind, status, provider) == ("unknown", "unknown", "email")
+    assert rows(env["DATABASE_URL"], "SELECT * FROM sms_messages") == []
