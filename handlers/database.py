@@ -60,6 +60,8 @@ def _latest_per_message(events: Sequence[Event]) -> list[Event]:
     """The furthest-along event of each message in the batch, so one row is upserted once."""
     best: dict[tuple[str, str], Event] = {}
     for event in events:
+        if event.kind is Kind.UNKNOWN:
+            continue  # an unread email is kept in sms_events; it says nothing about a message's status
         key = (event.provider, event.message_id)
         current = best.get(key)
         if current is None or (STATUS_RANK[_message_status(event)], event.occurred_at) > (
@@ -93,7 +95,9 @@ class DatabaseHandler(Handler):
                 self._insert(sms_events).on_conflict_do_nothing(index_elements=["event_id"]),
                 [self._event_row(e, now) for e in events],
             )
-            conn.execute(self._message_upsert(), [self._message_row(e, now) for e in _latest_per_message(events)])
+            messages = [self._message_row(e, now) for e in _latest_per_message(events)]
+            if messages:
+                conn.execute(self._message_upsert(), messages)
 
     def _message_upsert(self) -> Any:
         stmt = self._insert(sms_messages)

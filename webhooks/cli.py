@@ -35,6 +35,18 @@ def _initdb(args: argparse.Namespace) -> int:
     return 0
 
 
+def _smtpd(args: argparse.Namespace) -> int:
+    from .observability import init_sentry, redact_logs
+    from .smtpd import SmtpdSettings, run
+
+    settings = Settings.from_env()
+    smtpd = SmtpdSettings.from_env(os.environ)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    redact_logs(settings.webhook_secret)
+    init_sentry(settings, web=False)  # logged errors (a 451 for a bug) reach Sentry, secret scrubbed
+    return run(settings, smtpd)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="smshooks", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -45,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     worker.set_defaults(func=_worker)
     commands.add_parser("initdb", help="create the database tables (the Procfile's release step)").set_defaults(
         func=_initdb)
+    commands.add_parser("smtpd", help="receive provider emails over SMTP (SMTPD_RECIPIENTS, SMTPD_PORT)").set_defaults(
+        func=_smtpd)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "sqlite:///smshooks.db"
 MAX_BODY_BYTES = 64 * 1024
+INBOUND_EMAIL_MAX_BYTES = 1024 * 1024  # emails carry headers, HTML and quoted text: far more than a callback
 MIN_SECRET_LENGTH = 16
 
 
@@ -68,6 +69,7 @@ class Settings:
     # SMSC's account password: checks the handler's md5/sha1/crc32 (never in a repr, so never in a log)
     smsc_password: str | None = dataclasses.field(default=None, repr=False)
     ogangi_shortcodes: frozenset[str] = frozenset()  # our OGANGI short/long codes: a message to one is inbound
+    inbound_email_max_bytes: int = INBOUND_EMAIL_MAX_BYTES  # largest email /inbound/email and smtpd take
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -91,6 +93,7 @@ class Settings:
             smsc_password=env.get("SMSC_PASSWORD") or None,
             ogangi_shortcodes=frozenset(c.strip() for c in (env.get("OGANGI_SHORTCODES") or "").split(",")
                                         if c.strip()),
+            inbound_email_max_bytes=_int(env, "INBOUND_EMAIL_MAX_BYTES", INBOUND_EMAIL_MAX_BYTES),
         )
         if settings.webhook_secret is not None and len(settings.webhook_secret) < MIN_SECRET_LENGTH:
             # Short secrets are guessable, and the secret is scrubbed from events and logs

@@ -19,6 +19,7 @@ from marshmallow import RAISE, Schema, fields, post_load, validate
 class Kind(str, Enum):
     RECEIPT = "receipt"  # the provider tells us what happened to a message we sent
     REPLY = "reply"  # a phone answered one of our messages
+    UNKNOWN = "unknown"  # something a provider sent that we could not read (an unrecognised email); `raw` keeps it
 
 
 class Status(str, Enum):

@@ -9,6 +9,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
+from .email_endpoint import handle_inbound_email
 from .endpoint import Responder, handle_callback
 from .payload import decode
 from .providers import ogangi, redoxygen, smsc
@@ -72,6 +73,10 @@ def ogangi_status() -> Response:
                               shortcodes=current_app.config["SETTINGS"].ogangi_shortcodes)
     # OGANGI's documented XML is root-less fragments (`<input>…</input> <status>…`): give them a root.
     return handle_callback(parse, Responder(), decoder=lambda req, body: decode(req, ogangi.rooted(body)))
+@bp.route("/inbound/email", methods=["POST"])
+@bp.route("/inbound/email/mime", methods=["POST"])  # Mailgun posts the raw message only to a URL ending in "mime"
+def inbound_email() -> Response:
+    return handle_inbound_email()
 
 
 @bp.route("/healthz")

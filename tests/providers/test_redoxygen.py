@@ -131,10 +131,16 @@ def test_reply_text_keeps_newlines_markup_and_unicode(client, redis):
     assert queued(redis)[0]["text"] == text
 
 
-def test_two_identical_replies_with_different_email_ids_are_two_events(client, redis):
-    client.post(f"/redoxygen/reply{TOKEN}", data=REPLY)
-    client.post(f"/redoxygen/reply{TOKEN}", data={**REPLY, "EmailId": "778900"})
-    assert len(queued(redis)) == 2
+def test_reply_id_ignores_email_id_so_the_emailed_copy_matches(client, redis):
+    # Red Oxygen forwards a reply by email when this callback fails, and that email carries no
+    # EmailId we can rely on: the id is reply_event_id's (SMS, phone, text), so both copies agree.
+    from webhooks.events import reply_event_id
+
+    first = client.post(f"/redoxygen/reply{TOKEN}", data=REPLY, headers=JSON).get_json()
+    again = client.post(f"/redoxygen/reply{TOKEN}", data={**REPLY, "EmailId": "778900"}, headers=JSON).get_json()
+    assert first["event_ids"] == [reply_event_id("redoxygen", "123", "+61409000000", "Yes, see you at 10")]
+    assert (again["accepted"], again["duplicates"]) == (0, 1)
+    assert len(queued(redis)) == 1
 
 
 def test_national_numbers_use_the_configured_region(env, redis):

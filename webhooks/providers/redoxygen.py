@@ -19,14 +19,13 @@ match case-insensitively.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 
-from ..events import Event, Kind, Status, event_id_for
+from ..events import Event, Kind, Status, reply_event_id
 from . import ParseContext, ParseError
 
 NAME = "redoxygen"
@@ -203,23 +202,24 @@ def parse_receipt(payload: Mapping[str, Any], ctx: ParseContext) -> list[Event]:
 
 def parse_reply(payload: Mapping[str, Any], ctx: ParseContext) -> list[Event]:
     fields_ = _load(_REPLY, payload, "")
-    event = Event(
+    sender = ctx.phone(fields_["dest_tn"])
+    return [Event(
         provider=NAME,
         kind=Kind.REPLY,
         status=Status.RECEIVED,
         final=True,
         message_id=fields_["sms_id"],
-        sender=ctx.phone(fields_["dest_tn"]),
+        sender=sender,
         text=fields_["reply_text"],
         description=f"Reply from {fields_['dest_name']}" if fields_["dest_name"] else None,
         received_at=ctx.received_at,
         raw=dict(payload),
-    )
-    # Red Oxygen gives a reply no time; its EmailId, when present, tells two identical
-    # answers from one answer delivered twice.
-    if fields_["email_id"]:
-        event = dataclasses.replace(event, event_id=event_id_for(event, fields_["email_id"]))
-    return [event]
+        # Red Oxygen gives a reply no time. The id is the one every route agrees on (the SMS
+        # answered, the phone, the text): a reply Red Oxygen forwards by email when this
+        # callback failed carries no EmailId we can rely on, so hashing the EmailId here
+        # would store the same reply twice when it arrives both ways.
+        event_id=reply_event_id(NAME, fields_["sms_id"], sender, fields_["reply_text"]),
+    )]
 
 
 # Red Oxygen reads the outcome from `<RESULT>` in an HTML body.
