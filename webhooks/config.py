@@ -6,6 +6,8 @@ import dataclasses
 import os
 from collections.abc import Mapping
 
+from .digitaleo_config import DigitaleoConfig
+
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "sqlite:///smshooks.db"
 MAX_BODY_BYTES = 64 * 1024
@@ -65,6 +67,7 @@ class Settings:
     maintenance_interval: int = 30  # seconds between a worker's sweeps for jobs abandoned by dead workers
     queue_name: str = "smshooks"
     log_level: str = "INFO"
+    digitaleo: DigitaleoConfig = DigitaleoConfig()  # API credentials and sync mode
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -85,6 +88,7 @@ class Settings:
             maintenance_interval=_int(env, "MAINTENANCE_INTERVAL", cls.maintenance_interval),
             queue_name=env.get("RQ_QUEUE") or cls.queue_name,
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
+            digitaleo=DigitaleoConfig.from_env(env),
         )
         if settings.webhook_secret is not None and len(settings.webhook_secret) < MIN_SECRET_LENGTH:
             # Short secrets are guessable, and the secret is scrubbed from events and logs

@@ -8,6 +8,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
+from .digitaleo_ping import handle_ping
 from .endpoint import Responder, handle_callback
 from .providers import redoxygen
 from .queueing import INBOX
@@ -52,6 +53,11 @@ def redoxygen_receipt() -> Response:
 @bp.route("/redoxygen/reply", methods=["GET", "POST"])
 def redoxygen_reply() -> Response:
     return handle_callback(redoxygen.parse_reply, _REDOXYGEN)
+
+
+@bp.route("/digitaleo/ping", methods=["GET", "POST"])
+def digitaleo_ping() -> Response:
+    return handle_ping(Responder())
 
 
 @bp.route("/healthz")
