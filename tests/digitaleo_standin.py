@@ -98,8 +98,9 @@ class DigitaleoStandIn:
             return _json({"status": 404, "message": "Unknown method"}, 404)
         with self.lock:
             self.calls[name] += 1
-            failure = self.failures.pop(0) if self.failures else None
+            # A request is either slow or failing: a slow one is the one the client gives up on.
             pause = self.slow.pop(0) if self.slow else 0.0
+            failure = self.failures.pop(0) if self.failures and not pause else None
         if pause:
             time.sleep(pause)
         if failure:
