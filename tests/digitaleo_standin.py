@@ -15,11 +15,16 @@ import time
 from collections import Counter
 from typing import Any
 
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 CLIENT_ID = "51612c780b4dbaea8f81995becbcbfec08969d0e"
 CLIENT_SECRET = "p280edbd76d510c41990cbe5e6108c7e"
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass  # a line per request would drown the benchmark's figures
 
 
 class DigitaleoStandIn:
@@ -34,7 +39,7 @@ class DigitaleoStandIn:
         self.failures: list[int] = []  # statuses the next API requests answer with, one each
         self.slow: list[float] = []  # seconds the next API requests wait before answering, one each
         self.seconds = itertools.count()
-        self.server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
+        self.server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_QuietHandler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
