@@ -134,3 +134,11 @@ def test_bad_records_are_set_aside_not_raised():
                                 CTX, PARIS)
     assert [e.message_id for e in events] == ["121905361"]
     assert [reason.split(":")[0] for _, reason in bad] == ["smsId", "status", "_record"]
+
+
+def test_ping_appended_blindly_to_the_registered_token_url(client, redis):
+    # Registered as .../digitaleo/ping?token=<secret>; the platform adds "?sms_id=N" (section 2.11).
+    response = client.get(f"/digitaleo/ping?token={SECRET}?sms_id=121905361")
+    assert response.status_code == 200, response.data
+    assert response.get_json()["sms_id"] == "121905361"
+    assert client.get("/digitaleo/ping?token=wrong?sms_id=1").status_code == 401
