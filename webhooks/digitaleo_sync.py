@@ -26,19 +26,22 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
 from redis import Redis
 from redis.exceptions import LockError, RedisError
 from rq import Queue, Retry
 
 from .config import Settings
-from .digitaleo_api import DigitaleoClient, make_session
 from .digitaleo_config import DigitaleoConfig
 from .events import EVENT_SCHEMA, Event, utcnow
 from .providers import ParseContext, ParseError, digitaleo
 from .queueing import FAILURE_TTL, Ingest, queue_for
+
+if TYPE_CHECKING:  # the web side records pings without loading requests
+    import requests
+
+    from .digitaleo_api import DigitaleoClient
 
 log = logging.getLogger("webhooks.digitaleo")
 
@@ -104,6 +107,8 @@ def _ensure_scheduled(redis: Redis, queue: Queue, config: DigitaleoConfig, delay
 
 def client_for(config: DigitaleoConfig, redis: Redis) -> DigitaleoClient:
     """A client on this process's one Session (its connection pool is reused job after job)."""
+    from .digitaleo_api import DigitaleoClient, make_session
+
     global _session
     if _session is None:
         _session = make_session()
