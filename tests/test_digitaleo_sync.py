@@ -243,3 +243,19 @@ def test_pings_through_a_worker_into_the_database(env, redis, api, fast_session,
     assert messages == {"1": "delivered", "2": "delivered", "3": "replied", "4": "delivered", "5": "delivered"}
     assert replies == [("+33601010103", "Merci !")]
     assert api.calls["queue"] == 1
+
+
+def test_a_network_error_names_the_url_and_no_frame_holds_the_secret(env, redis, api):
+    from tests.conftest import free_port
+
+    settings = settings_for(env, api, DIGITALEO_TOKEN_URL=f"http://127.0.0.1:{free_port()}/token")
+    with pytest.raises(DigitaleoError) as err:
+        client(settings, redis).token()
+    assert "/token failed after retries" in str(err.value)
+    # Error reports (Sentry) show frame variables; only those named like a secret are scrubbed there.
+    tb = err.value.__traceback__
+    while tb is not None:
+        for name, value in tb.tb_frame.f_locals.items():
+            if "token" not in name and "secret" not in name:
+                assert CLIENT_SECRET not in repr(value), name
+        tb = tb.tb_next

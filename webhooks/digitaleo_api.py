@@ -59,15 +59,14 @@ class DigitaleoClient:
 
     def get(self, resource: str, params: dict[str, Any]) -> Any:
         """The JSON answer of `GET <api>/<resource>`; renews the token once on a 401."""
+        url = f"{self.config.api_url}/{resource}"
         token = self.token()
-        response = self._send("GET", f"{self.config.api_url}/{resource}", params=params,
-                              headers={"Authorization": f"Bearer {token}"})
+        response = self._send("GET", url, token, params=params)
         if response.status_code == 401:
             log.info("Digitaleo answered 401: renewing the access token once")
             self._forget(token)
             token = self.token()
-            response = self._send("GET", f"{self.config.api_url}/{resource}", params=params,
-                                  headers={"Authorization": f"Bearer {token}"})
+            response = self._send("GET", url, token, params=params)
         return self._json(response, f"GET /{resource}", token)
 
     def token(self) -> str:
@@ -83,24 +82,30 @@ class DigitaleoClient:
             return self._fetch_token()
 
     def _fetch_token(self) -> str:
-        response = self._send("POST", self.config.token_url, data={
-            "grant_type": "client_credentials",
-            "client_id": self.config.client_id,
-            "client_secret": self.config.client_secret,
-        })
-        body = self._json(response, "POST token", None)
-        token = body.get("access_token") if isinstance(body, dict) else None
-        if not isinstance(token, str) or not token:
-            raise DigitaleoError(f"the token answer has no access_token (keys: {sorted(body) if isinstance(body, dict) else type(body).__name__})")
-        try:
-            lifetime = int(body.get("expires_in") or 3600)  # the document shows it as a string
-        except (TypeError, ValueError):
-            lifetime = 3600
+        response = self._send("POST", self.config.token_url, None, credentials=True)
+        token, lifetime = self._token_answer(self._json(response, "POST token", None))
         # Renewed a little before it expires, so a call never starts with a token about to lapse.
         keep = max(lifetime - max(30, lifetime // 10), 1)
         self.redis.set(TOKEN_KEY, token, ex=keep)
         log.info("Digitaleo access token obtained (valid %ss, shared for %ss)", lifetime, keep)
         return token
+
+    def _credentials(self) -> dict[str, str | None]:
+        # Built inside the request call, so that no frame variable holds it: error reports
+        # (Sentry) show frame variables, and scrub only those named like `token` or `secret`.
+        return {"grant_type": "client_credentials", "client_id": self.config.client_id,
+                "client_secret": self.config.client_secret}
+
+    @staticmethod
+    def _token_answer(answer: Any) -> tuple[str, int]:
+        token = answer.get("access_token") if isinstance(answer, dict) else None
+        if not isinstance(token, str) or not token:
+            keys = sorted(answer) if isinstance(answer, dict) else type(answer).__name__
+            raise DigitaleoError(f"the token answer has no access_token (keys: {keys})")
+        try:
+            return token, int(answer.get("expires_in") or 3600)  # the document shows it as a string
+        except (TypeError, ValueError):
+            return token, 3600
 
     def _forget(self, token: str) -> None:
         """Drop the cached token if it is still the one refused (another worker may have renewed it)."""
@@ -108,10 +113,13 @@ class DigitaleoClient:
         if cached is not None and (cached.decode() if isinstance(cached, bytes) else cached) == token:
             self.redis.delete(TOKEN_KEY)
 
-    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        timeout = (self.config.timeout, self.config.timeout)
+    def _send(self, method: str, url: str, token: str | None, credentials: bool = False,
+              **kwargs: Any) -> requests.Response:
+        """One request (retried by the Session); the token and the credentials are built into it here."""
         try:
-            return self.session.request(method, url, timeout=timeout, **kwargs)
+            return self.session.request(method, url, timeout=(self.config.timeout, self.config.timeout),
+                                        headers={"Authorization": f"Bearer {token}"} if token else None,
+                                        data=self._credentials() if credentials else None, **kwargs)
         except requests.RequestException as err:
             # The exception text names the URL (no secret in it) and the cause.
             raise DigitaleoError(f"{method} {url} failed after retries: {type(err).__name__}: {err}") from None
