@@ -259,3 +259,43 @@ def test_a_network_error_names_the_url_and_no_frame_holds_the_secret(env, redis,
             if "token" not in name and "secret" not in name:
                 assert CLIENT_SECRET not in repr(value), name
         tb = tb.tb_next
+
+
+def test_real_worker_runs_the_sync_its_scheduler_holds_for_the_ping_delay(env, redis, api, sqlite_url):
+    from tests.conftest import process_env, wait_for
+    from tests.test_processes import WORKER, running
+
+    full = {**env, **api.env(), "DIGITALEO_PING_DELAY": "1", "DIGITALEO_SAFETY_INTERVAL": "0"}
+    web = create_app(full).test_client()
+    for n in (1, 2, 3):
+        api.add_status(str(n), "ok")
+        assert web.get(f"/digitaleo/ping?token={SECRET}&sms_id={n}").status_code == 200
+    assert queue_for(redis, "smshooks").scheduled_job_registry.count == 1
+    with running(WORKER, env=process_env(full)):
+        def stored():
+            engine = sa.create_engine(sqlite_url)
+            try:
+                with engine.connect() as db:
+                    return db.execute(sa.text("SELECT count(*) FROM sms_events")).scalar() == 3
+            finally:
+                engine.dispose()
+
+        wait_for(stored, timeout=60, interval=0.5)
+    assert api.calls["queue"] == 1
+
+
+def test_safety_loop_schedules_a_sync_without_pings(env, redis, api):
+    import threading
+
+    from tests.conftest import wait_for
+
+    settings = settings_for(env, api, DIGITALEO_SAFETY_INTERVAL="1")
+    stop = threading.Event()
+    thread = threading.Thread(target=digitaleo_sync.safety_loop, args=(settings, stop), daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: queue_for(redis, "smshooks").count >= 1, timeout=20)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
