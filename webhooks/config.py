@@ -6,6 +6,8 @@ import dataclasses
 import os
 from collections.abc import Mapping
 
+from .digitaleo_config import DigitaleoConfig
+
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "sqlite:///smshooks.db"
 MAX_BODY_BYTES = 64 * 1024
@@ -70,6 +72,7 @@ class Settings:
     smsc_password: str | None = dataclasses.field(default=None, repr=False)
     ogangi_shortcodes: frozenset[str] = frozenset()  # our OGANGI short/long codes: a message to one is inbound
     inbound_email_max_bytes: int = INBOUND_EMAIL_MAX_BYTES  # largest email /inbound/email and smtpd take
+    digitaleo: DigitaleoConfig = DigitaleoConfig()  # API credentials and sync mode
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -94,6 +97,7 @@ class Settings:
             ogangi_shortcodes=frozenset(c.strip() for c in (env.get("OGANGI_SHORTCODES") or "").split(",")
                                         if c.strip()),
             inbound_email_max_bytes=_int(env, "INBOUND_EMAIL_MAX_BYTES", INBOUND_EMAIL_MAX_BYTES),
+            digitaleo=DigitaleoConfig.from_env(env),
         )
         if settings.webhook_secret is not None and len(settings.webhook_secret) < MIN_SECRET_LENGTH:
             # Short secrets are guessable, and the secret is scrubbed from events and logs

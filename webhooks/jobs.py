@@ -66,3 +66,11 @@ def handle(handler_name: str, events: list[dict[str, Any]]) -> int:
     log.info("%s handled %d event(s)", handler_name, len(events))
     return len(events)
 
+
+
+def digitaleo_sync() -> int:
+    """Read from the Digitaleo API what the pings announced, and store it; see webhooks.digitaleo_sync."""
+    from . import digitaleo_sync as sync  # imported here: only Digitaleo users need requests loaded
+
+    job = get_current_job()
+    return sync.run(job.connection, queue_for(job.connection, job.origin), runtime().settings)

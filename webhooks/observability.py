@@ -27,7 +27,8 @@ def init_sentry(settings: Settings, web: bool) -> bool:
         environment=os.environ.get("SENTRY_ENVIRONMENT"),
         release=os.environ.get("SENTRY_RELEASE") or os.environ.get("SOURCE_VERSION"),
         send_default_pii=False,  # no IPs, cookies or headers such as Authorization
-        before_send=lambda event, _hint: scrub(event, settings.webhook_secret),
+        before_send=lambda event, _hint: scrub(scrub(event, settings.webhook_secret),
+                                               settings.digitaleo.client_secret),
     )
     return True
 

@@ -10,6 +10,7 @@ from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
 from .email_endpoint import handle_inbound_email
+from .digitaleo_ping import handle_ping
 from .endpoint import Responder, handle_callback
 from .payload import decode
 from .providers import ogangi, redoxygen, smsc
@@ -73,10 +74,17 @@ def ogangi_status() -> Response:
                               shortcodes=current_app.config["SETTINGS"].ogangi_shortcodes)
     # OGANGI's documented XML is root-less fragments (`<input>…</input> <status>…`): give them a root.
     return handle_callback(parse, Responder(), decoder=lambda req, body: decode(req, ogangi.rooted(body)))
+
+
 @bp.route("/inbound/email", methods=["POST"])
 @bp.route("/inbound/email/mime", methods=["POST"])  # Mailgun posts the raw message only to a URL ending in "mime"
 def inbound_email() -> Response:
     return handle_inbound_email()
+
+
+@bp.route("/digitaleo/ping", methods=["GET", "POST"])
+def digitaleo_ping() -> Response:
+    return handle_ping(Responder())
 
 
 @bp.route("/healthz")

@@ -78,6 +78,11 @@ def run(settings: Settings, burst: bool = False) -> int:
 
     if not burst:
         threading.Thread(target=_kick_forever, args=(settings, stopping), daemon=True, name="kick").start()
+        if settings.digitaleo.enabled and settings.digitaleo.safety_interval:
+            from .digitaleo_sync import safety_loop
+
+            threading.Thread(target=safety_loop, args=(settings, stopping), daemon=True,
+                             name="digitaleo-safety").start()
     delay = 1.0
     try:
         while not stopping.is_set():

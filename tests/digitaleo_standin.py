@@ -1,0 +1,155 @@
+"""A Digitaleo stand-in: a real HTTP server on loopback with `/token`, `/rest/status?action=queue`
+and `/rest/smsstatus` in the documented shapes (digitaleo-sms-api.txt 1.1.2, 1.3, 3.11.3, 3.12).
+
+It counts every request it receives and fails on demand: tokens revoked (401), a number
+of 5xx answers, slow answers. Used by the tests and by bench/digitaleo.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import secrets
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+CLIENT_ID = "51612c780b4dbaea8f81995becbcbfec08969d0e"
+CLIENT_SECRET = "p280edbd76d510c41990cbe5e6108c7e"
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass  # a line per request would drown the benchmark's figures
+
+
+class DigitaleoStandIn:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.history: dict[str, list[dict[str, Any]]] = {}  # sms id -> every status, oldest first
+        self.queue: list[dict[str, Any]] = []  # statuses not yet read from the queue
+        self.calls: Counter[str] = Counter()  # "token", "queue", "smsstatus": requests received
+        self.asked: list[list[str]] = []  # the ids of each /smsstatus request
+        self.tokens: set[str] = set()
+        self.expires_in = 3600
+        self.failures: list[int] = []  # statuses the next API requests answer with, one each
+        self.slow: list[float] = []  # seconds the next API requests wait before answering, one each
+        self.seconds = itertools.count()
+        self.server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_QuietHandler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}"
+
+    def env(self) -> dict[str, str]:
+        """The settings pointing smshooks at this stand-in."""
+        return {"DIGITALEO_CLIENT_ID": CLIENT_ID, "DIGITALEO_CLIENT_SECRET": CLIENT_SECRET,
+                "DIGITALEO_TOKEN_URL": f"{self.url}/token", "DIGITALEO_API_URL": f"{self.url}/rest"}
+
+    def start(self) -> DigitaleoStandIn:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # What happens to messages ----------------------------------------------------------
+
+    def add_status(self, sms_id: str, status: str, *, recipient: str = "+33601010101", date: str | None = None,
+                   description: str | None = None, response: str | None = None) -> dict[str, Any]:
+        """A status change: in the message's history and at the tail of the queue."""
+        if date is None:  # distinct, increasing local times
+            date = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(1_700_000_000 + next(self.seconds)))
+        record = {"smsId": str(sms_id), "status": status, "recipient": recipient, "mailingId": "10002398",
+                  "date": date, "description": description or f"status {status}", "response": response}
+        with self.lock:
+            self.history.setdefault(str(sms_id), []).append(record)
+            self.queue.append(record)
+        return record
+
+    def revoke_tokens(self) -> None:
+        """Every token handed out so far is refused with 401 (as when one expires early)."""
+        with self.lock:
+            self.tokens.clear()
+
+    def fail(self, status: int, times: int = 1) -> None:
+        with self.lock:
+            self.failures.extend([status] * times)
+
+    def answer_slowly(self, seconds: float, times: int = 1) -> None:
+        with self.lock:
+            self.slow.extend([seconds] * times)
+
+    def api_calls(self) -> int:
+        return self.calls["queue"] + self.calls["smsstatus"]
+
+    # The HTTP side -----------------------------------------------------------------------
+
+    def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        return self._route(request)(environ, start_response)
+
+    def _route(self, request: Request) -> Response:
+        if request.path == "/token":
+            return self._token(request)
+        name = {"/rest/status": "queue", "/rest/smsstatus": "smsstatus"}.get(request.path)
+        if name is None:
+            return _json({"status": 404, "message": "Unknown method"}, 404)
+        with self.lock:
+            self.calls[name] += 1
+            # A request is either slow or failing: a slow one is the one the client gives up on.
+            pause = self.slow.pop(0) if self.slow else 0.0
+            failure = self.failures.pop(0) if self.failures and not pause else None
+        if pause:
+            time.sleep(pause)
+        if failure:
+            return _json({"status": failure, "message": "Internal Server Error"}, failure)
+        auth = request.headers.get("Authorization", "")
+        with self.lock:
+            if not auth.startswith("Bearer ") or auth[7:] not in self.tokens:
+                return _json({"status": 401, "message": "Authenticate failed"}, 401)
+        if name == "queue":
+            if request.args.get("action") != "queue":
+                return _json({"status": 400, "message": "only action=queue is served here"}, 400)
+            return self._queue(request)
+        return self._smsstatus(request)
+
+    def _token(self, request: Request) -> Response:
+        with self.lock:
+            self.calls["token"] += 1
+        form = request.form
+        if (form.get("grant_type") != "client_credentials" or form.get("client_id") != CLIENT_ID
+                or form.get("client_secret") != CLIENT_SECRET):
+            return _json({"error": "invalid_client", "error_description": "The client credentials are invalid"}, 400)
+        token = "eyJ0eXAiOiJKV1Qi." + secrets.token_urlsafe(32)
+        with self.lock:
+            self.tokens.add(token)
+        return _json({"access_token": token, "expires_in": str(self.expires_in), "token_type": "bearer",
+                      "scope": "basic"})
+
+    def _queue(self, request: Request) -> Response:
+        limit = int(request.args.get("limit") or 0)
+        with self.lock:
+            taken = self.queue[:limit] if limit else list(self.queue)
+            del self.queue[:len(taken)]
+        return _json({"size": len(taken), "total": None, "list": taken, "httpStatusCode": 200})
+
+    def _smsstatus(self, request: Request) -> Response:
+        ids = [i for i in (request.args.get("smsId") or "").split(",") if i]
+        limit = int(request.args.get("limit") or 0)
+        offset = int(request.args.get("offset") or 0)
+        with self.lock:
+            self.asked.append(ids)
+            found = [record for i in ids for record in self.history.get(i, [])]
+        page = found[offset:offset + limit] if limit else found[offset:]
+        return _json({"size": len(page), "total": None, "list": page, "httpStatusCode": 200})
+
+
+def _json(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json")
