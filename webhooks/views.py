@@ -9,6 +9,7 @@ from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
 from .endpoint import Responder, handle_callback
+from .metrics_view import serve as serve_metrics
 from .providers import redoxygen
 from .queueing import INBOX
 from .redis_store import get_redis
@@ -63,6 +64,11 @@ def healthz() -> Response:
         response.status_code = 503
         return response
     return jsonify(status="ok", redis="ok", inbox=inbox, handlers=list(current_app.config["SETTINGS"].handlers))
+
+
+@bp.route("/metrics")
+def metrics() -> Response:
+    return serve_metrics()
 
 
 def json_errors(app: Flask) -> None:

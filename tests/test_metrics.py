@@ -1,0 +1,196 @@
+"""/metrics: callbacks, events, handler outcomes, latency, queues and API calls, scraped for real.
+
+Web counters in this process are shared by every test (prometheus_client keeps them per
+process), so web-side assertions compare a scrape before with one after. Worker-side
+series live in Redis, which the `redis` fixture empties for every test.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from handlers.database import init_db
+from tests.conftest import SECRET, free_port, process_env, run_worker, wait_for
+from tests.providers.test_redoxygen import MESSAGE_1, REPLY
+from tests.test_processes import WORKER, gunicorn, running, wait_until_up
+from webhooks import create_app
+from webhooks.queueing import queue_for
+
+JSON = {"Accept": "application/json"}
+RECEIPT = f"/redoxygen/receipt?token={SECRET}"
+
+
+def parse(text: str) -> dict[tuple[str, frozenset], float]:
+    """Every sample of a scrape, keyed by (name, labels)."""
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def scrape(client) -> dict[tuple[str, frozenset], float]:
+    response = client.get(f"/metrics?token={SECRET}")
+    assert response.status_code == 200, response.data
+    assert response.mimetype == "text/plain"
+    return parse(response.get_data(as_text=True))
+
+
+def value(samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def callbacks(samples, outcome: str, code: str, provider: str = "redoxygen") -> float:
+    return value(samples, "smshooks_callbacks_total", provider=provider, outcome=outcome, code=code)
+
+
+def test_metrics_needs_the_secret(client):
+    for response in (client.get("/metrics"), client.get("/metrics?token=wrong-but-long-enough")):
+        assert response.status_code == 401
+        assert response.get_json()["error"]
+        assert SECRET not in response.get_data(as_text=True)
+    auth = base64.b64encode(f"prometheus:{SECRET}".encode()).decode()
+    assert client.get("/metrics", headers={"Authorization": f"Basic {auth}"}).status_code == 200
+    assert client.get(f"/metrics?token={SECRET}").status_code == 200
+
+
+def test_every_callback_outcome_is_counted(client, redis):
+    before = scrape(client)
+    receipt = {"json": {"Messages": {"Count": 1, "1": MESSAGE_1}}, "headers": JSON}
+    assert client.post(RECEIPT, **receipt).status_code == 200
+    assert client.post(RECEIPT, **receipt).status_code == 200  # the same callback again: a duplicate
+    assert client.post("/redoxygen/reply?token=" + SECRET, data=REPLY, headers=JSON).status_code == 200
+    assert client.post("/redoxygen/receipt", **receipt).status_code == 401
+    assert client.post(RECEIPT, data=b"x=" + b"a" * 70_000, headers=JSON,
+                       content_type="application/x-www-form-urlencoded").status_code == 413
+    assert client.post(RECEIPT, data=b"\x00png", content_type="image/png", headers=JSON).status_code == 415
+    assert client.post(RECEIPT, data=b"{not json", content_type="application/json", headers=JSON).status_code == 400
+    after = scrape(client)
+
+    def delta(outcome: str, code: str) -> float:
+        return callbacks(after, outcome, code) - callbacks(before, outcome, code)
+
+    assert delta("accepted", "200") == 2
+    assert delta("duplicate", "200") == 1
+    for code in ("401", "413", "415", "400"):
+        assert delta("rejected", code) == 1, code
+
+    def events(kind: str, status: str) -> float:
+        labels = {"provider": "redoxygen", "kind": kind, "status": status}
+        return value(after, "smshooks_events_total", **labels) - value(before, "smshooks_events_total", **labels)
+
+    assert events("receipt", "delivered") == 1  # the duplicate stored nothing
+    assert events("reply", "received") == 1
+    assert value(after, "smshooks_redis_up") == 1
+
+
+def test_redis_down_still_serves_metrics_and_counts_503(client, redis, redis_server):
+    before = scrape(client)
+    redis_server.stop()
+    try:
+        response = client.post(RECEIPT, json=MESSAGE_1, headers=JSON)
+        assert response.status_code == 503
+        after = scrape(client)
+    finally:
+        redis_server.start()
+    assert value(after, "smshooks_redis_up") == 0
+    assert callbacks(after, "unavailable", "503") - callbacks(before, "unavailable", "503") == 1
+    assert not [key for key in after if key[0].startswith("smshooks_queue")], "no Redis, no queue figures"
+
+
+def test_queue_depth_and_oldest_age(client, redis, env):
+    assert client.post(RECEIPT, json=MESSAGE_1, headers=JSON).status_code == 200
+    time.sleep(1.1)  # a lower bound for the age below, not a wait for anything to happen
+    waiting = scrape(client)
+    assert value(waiting, "smshooks_queue_depth", queue="inbox") == 1
+    assert value(waiting, "smshooks_queue_depth", queue="rq") == 1  # the dispatch job
+    for queue in ("inbox", "rq"):
+        assert 1.0 <= value(waiting, "smshooks_queue_oldest_age_seconds", queue=queue) < 120, queue
+    run_worker(env)
+    drained = scrape(client)
+    for queue in ("inbox", "rq"):
+        assert value(drained, "smshooks_queue_depth", queue=queue) == 0
+        assert value(drained, "smshooks_queue_oldest_age_seconds", queue=queue) == 0
+
+
+def test_handler_outcomes_and_latency_after_the_worker_runs(app, redis, env):
+    # RETRY_INTERVALS "0,0": two retries. Flaky's first batch fails once (retry, then success); its
+    # second fails three times (retry, retry, final failure).
+    env = {**env, "HANDLERS": "database,tests.support_handlers:Flaky"}
+    client = create_app(env).test_client()
+    redis.set("test:flaky:failures", 1)
+    assert client.post(RECEIPT, json=MESSAGE_1, headers=JSON).status_code == 200
+    run_worker(env)
+    redis.set("test:flaky:failures", 3)
+    assert client.post(RECEIPT, json={**MESSAGE_1, "SMSId": 999}, headers=JSON).status_code == 200
+    run_worker(env)
+    samples = scrape(client)
+
+    def jobs(handler: str, outcome: str) -> float:
+        return value(samples, "smshooks_handler_jobs_total", handler=handler, outcome=outcome)
+
+    assert (jobs("database", "success"), jobs("database", "retry"), jobs("database", "failure")) == (2, 0, 0)
+    assert (jobs("tests.support_handlers:Flaky", "success"), jobs("tests.support_handlers:Flaky", "retry"),
+            jobs("tests.support_handlers:Flaky", "failure")) == (1, 3, 1)
+    assert value(samples, "smshooks_handler_events_total", handler="database", outcome="success") == 2
+
+    count = value(samples, "smshooks_handled_latency_seconds_count", handler="database")
+    total = value(samples, "smshooks_handled_latency_seconds_sum", handler="database")
+    assert count == 2 and 0 < total < 120
+    buckets = sorted((float(labels["le"]), v) for (name, labels_set), v in samples.items()
+                     if name == "smshooks_handled_latency_seconds_bucket"
+                     for labels in [dict(labels_set)] if labels["handler"] == "database")
+    assert [v for _, v in buckets] == sorted(v for _, v in buckets), "buckets are cumulative"
+    assert buckets[-1] == (float("inf"), 2)
+    assert value(samples, "smshooks_handled_latency_seconds_count", handler="tests.support_handlers:Flaky") == 1
+    assert value(samples, "smshooks_rq_jobs", state="failed") == 1
+
+
+def test_api_calls_are_counted_from_a_worker_job(client, redis, env):
+    queue = queue_for(redis, "smshooks")
+    for outcome in ("ok", "ok", "http_5xx"):
+        # The job function is api_call itself: it finds Redis through the current RQ job.
+        queue.enqueue("webhooks.metrics.api_call", "digitaleo", "sms/send", outcome)
+    run_worker(env)
+    samples = scrape(client)
+    assert value(samples, "smshooks_api_calls_total", provider="digitaleo", endpoint="sms/send", outcome="ok") == 2
+    assert value(samples, "smshooks_api_calls_total", provider="digitaleo", endpoint="sms/send",
+                 outcome="http_5xx") == 1
+
+
+def test_gunicorn_workers_counts_are_summed(redis, redis_server, sqlite_url, tmp_path):
+    """Two gunicorn workers each count the callbacks they served; every scrape shows the sum."""
+    init_db(sqlite_url)
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_999999.db").write_bytes(b"left by an earlier run")  # wiped at start
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = process_env({"REDIS_URL": redis_server.url, "DATABASE_URL": sqlite_url, "WEBHOOK_SECRET": SECRET,
+                       "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
+    total = 40
+    with running(gunicorn(port), WORKER, env=env) as procs:
+        wait_until_up(base, procs)
+        assert not (metrics_dir / "counter_999999.db").exists()
+        with ThreadPoolExecutor(8) as pool:  # no shared session: new connections, spread over both workers
+            statuses = list(pool.map(lambda n: requests.post(f"{base}{RECEIPT}", json={**MESSAGE_1, "SMSId": n},
+                                                             timeout=10).status_code, range(total)))
+        assert statuses == [200] * total
+        served_by = {path.name for path in metrics_dir.glob("counter_*.db")}
+        assert len(served_by) >= 2, f"one gunicorn worker served everything: {served_by}"
+
+        def handled():
+            samples = parse(requests.get(f"{base}/metrics?token={SECRET}", timeout=5).text)
+            return samples if value(samples, "smshooks_handler_events_total", handler="database",
+                                    outcome="success") == total else None
+
+        samples = wait_for(handled, timeout=30, interval=0.5)
+        scrapes = [parse(requests.get(f"{base}/metrics?token={SECRET}", timeout=5).text) for _ in range(6)]
+    for scraped in [samples, *scrapes]:  # whichever worker answered
+        assert callbacks(scraped, "accepted", "200") == total
+        assert value(scraped, "smshooks_events_total", provider="redoxygen", kind="receipt",
+                     status="delivered") == total
+    assert value(samples, "smshooks_handled_latency_seconds_count", handler="database") == total
+
