@@ -8,8 +8,11 @@ series live in Redis, which the `redis` fixture empties for every test.
 from __future__ import annotations
 
 import base64
+import json
+import socket
+import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -160,26 +163,30 @@ def test_api_calls_are_counted_from_a_worker_job(client, redis, env):
                  outcome="http_5xx") == 1
 
 
-def test_gunicorn_workers_counts_are_summed(redis, redis_server, sqlite_url, tmp_path):
-    """Two gunicorn workers each count the callbacks they served; every scrape shows the sum."""
+def test_gunicorn_workers_counts_are_summed(redis, redis_server, sqlite_url):
+    """Two gunicorn workers each count the callbacks they served; a scrape from either shows the sum.
+
+    One worker is held on a half-sent callback while the other serves the rest; then the
+    held one is finished. Without multiprocess mode no scrape could show the total. Runs with
+    gunicorn_conf's default folder, as the Procfile does (no PROMETHEUS_MULTIPROC_DIR given).
+    """
     init_db(sqlite_url)
-    metrics_dir = tmp_path / "prometheus"
-    metrics_dir.mkdir()
-    (metrics_dir / "counter_999999.db").write_bytes(b"left by an earlier run")  # wiped at start
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = process_env({"REDIS_URL": redis_server.url, "DATABASE_URL": sqlite_url, "WEBHOOK_SECRET": SECRET,
-                       "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
-    total = 40
+    env = process_env({"REDIS_URL": redis_server.url, "DATABASE_URL": sqlite_url, "WEBHOOK_SECRET": SECRET})
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    body = json.dumps({**MESSAGE_1, "SMSId": 1}).encode()
+    others = 20
     with running(gunicorn(port), WORKER, env=env) as procs:
         wait_until_up(base, procs)
-        assert not (metrics_dir / "counter_999999.db").exists()
-        with ThreadPoolExecutor(8) as pool:  # no shared session: new connections, spread over both workers
-            statuses = list(pool.map(lambda n: requests.post(f"{base}{RECEIPT}", json={**MESSAGE_1, "SMSId": n},
-                                                             timeout=10).status_code, range(total)))
-        assert statuses == [200] * total
-        served_by = {path.name for path in metrics_dir.glob("counter_*.db")}
-        assert len(served_by) >= 2, f"one gunicorn worker served everything: {served_by}"
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as held:
+            held.sendall(f"POST {RECEIPT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         f"Accept: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body[:5])
+            for n in range(2, 2 + others):  # the other worker serves all of these
+                assert requests.post(f"{base}{RECEIPT}", json={**MESSAGE_1, "SMSId": n}, timeout=10).ok
+            held.sendall(body[5:])
+            assert b" 200 " in held.recv(4096).split(b"\r\n", 1)[0]
+        total = others + 1
 
         def handled():
             samples = parse(requests.get(f"{base}/metrics?token={SECRET}", timeout=5).text)
@@ -194,3 +201,27 @@ def test_gunicorn_workers_counts_are_summed(redis, redis_server, sqlite_url, tmp
                      status="delivered") == total
     assert value(samples, "smshooks_handled_latency_seconds_count", handler="database") == total
 
+
+def test_gunicorn_hooks_wipe_stale_files_and_clean_up(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "given"))  # before the import: no mkdtemp
+    from webhooks import gunicorn_conf
+
+    gunicorn_conf.on_starting(None)  # makes the folder
+    given = tmp_path / "given"
+    (given / "counter_123.db").write_bytes(b"an earlier run")
+    gunicorn_conf.on_starting(None)
+    assert given.is_dir() and not list(given.iterdir())
+
+    (given / "counter_123.db").write_bytes(b"")
+    (given / "gauge_livesum_123.db").write_bytes(b"")
+    gunicorn_conf.child_exit(None, SimpleNamespace(pid=123))
+    assert sorted(p.name for p in given.iterdir()) == ["counter_123.db"]  # a dead worker's counts stay
+
+    gunicorn_conf.on_exit(None)
+    assert given.is_dir(), "a folder the platform gave is never removed"
+    made = Path(tempfile.mkdtemp(prefix="smshooks-metrics-"))
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(made))
+    gunicorn_conf.on_exit(None)
+    assert not made.exists()
