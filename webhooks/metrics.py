@@ -70,6 +70,7 @@ def _child(index: int, labels: tuple[str, ...]) -> Any:
     return web_counters()[index].labels(*labels)
 
 
+@functools.cache
 def _provider_of(parse: Callable[..., Any]) -> str:
     """`redoxygen` for webhooks.providers.redoxygen.parse_receipt (partials and methods too)."""
     module = getattr(getattr(parse, "func", parse), "__module__", None) or "unknown"
