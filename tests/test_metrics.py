@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import requests
+from redis import Redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from handlers.database import init_db
@@ -174,6 +175,21 @@ def test_api_calls_are_counted_from_a_worker_job(client, redis, env):
     assert value(samples, "smshooks_api_calls_total", provider="digitaleo", endpoint="sms/send", outcome="ok") == 2
     assert value(samples, "smshooks_api_calls_total", provider="digitaleo", endpoint="sms/send",
                  outcome="http_5xx") == 1
+
+
+def test_api_call_outside_a_job_uses_redis_url_and_never_raises(client, redis, redis_server, monkeypatch):
+    from webhooks import metrics
+
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    metrics._redis_from_env.cache_clear()
+    try:
+        metrics.api_call("digitaleo", "oauth/token", "ok")
+        dead = Redis.from_url(f"redis://127.0.0.1:{free_port()}")
+        metrics.api_call("digitaleo", "oauth/token", "ok", connection=dead)  # logged, not raised
+    finally:
+        metrics._redis_from_env.cache_clear()
+    samples = scrape(client)
+    assert value(samples, "smshooks_api_calls_total", provider="digitaleo", endpoint="oauth/token", outcome="ok") == 1
 
 
 def test_gunicorn_workers_counts_are_summed(redis, redis_server, sqlite_url):

@@ -32,6 +32,8 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import get_current_job
 
+from .config import DEFAULT_REDIS_URL
+
 log = logging.getLogger(__name__)
 
 # Redis hashes written by workers (and anything calling api_call); fields are JSON label lists.
@@ -163,7 +165,9 @@ def counted_handler_job(job_function: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-_fallback: Redis | None = None
+@functools.cache
+def _redis_from_env() -> Redis:
+    return Redis.from_url(os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
 
 
 def api_call(provider: str, endpoint: str, outcome: str, connection: Redis | None = None) -> None:
@@ -172,18 +176,9 @@ def api_call(provider: str, endpoint: str, outcome: str, connection: Redis | Non
     `outcome` is a short word such as "ok", "http_4xx", "http_5xx", "timeout" or "error".
     Redis is `connection`, else the current RQ job's, else REDIS_URL's.
     """
-    global _fallback
     if connection is None:
         job = get_current_job()
-        if job is not None:
-            connection = job.connection
-        else:
-            from .config import DEFAULT_REDIS_URL
-
-            if _fallback is None:
-                _fallback = Redis.from_url(os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL,
-                                           socket_connect_timeout=2, socket_timeout=5)
-            connection = _fallback
+        connection = job.connection if job is not None else _redis_from_env()
     try:
         connection.hincrby(API_CALLS, field(provider, endpoint, outcome), 1)
     except RedisError as err:
