@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import socket
 import tempfile
 import time
@@ -234,9 +235,9 @@ def test_gunicorn_workers_counts_are_summed(redis, redis_server, sqlite_url):
 def test_gunicorn_hooks_wipe_stale_files_and_clean_up(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "given"))  # before the import: no mkdtemp
     from webhooks import gunicorn_conf
 
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "given"))
     gunicorn_conf.on_starting(None)  # makes the folder
     given = tmp_path / "given"
     (given / "counter_123.db").write_bytes(b"an earlier run")
@@ -250,7 +251,9 @@ def test_gunicorn_hooks_wipe_stale_files_and_clean_up(tmp_path, monkeypatch):
 
     gunicorn_conf.on_exit(None)
     assert given.is_dir(), "a folder the platform gave is never removed"
-    made = Path(tempfile.mkdtemp(prefix="smshooks-metrics-"))
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(made))
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    gunicorn_conf.on_starting(None)
+    made = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    assert made.is_dir() and made.parent == Path(tempfile.gettempdir())
     gunicorn_conf.on_exit(None)
     assert not made.exists()

@@ -21,16 +21,17 @@ if os.environ.get("ACCESS_LOG", "").lower() in ("1", "true", "yes"):
 errorlog = "-"
 
 # /metrics sums the callback counters of every gunicorn worker: prometheus_client's
-# multiprocess mode keeps them in files in this folder. It must be in the environment
-# before a worker first imports prometheus_client (webhooks.metrics imports it lazily
-# for that reason); a private temporary folder unless the platform gives one.
+# multiprocess mode keeps them in files in PROMETHEUS_MULTIPROC_DIR. It must be in the
+# environment before a worker first imports prometheus_client (webhooks.metrics imports it
+# lazily for that reason: this file's package is imported before this file runs).
 _METRICS_PREFIX = "smshooks-metrics-"
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=_METRICS_PREFIX)
 
 
 def on_starting(server):  # type: ignore[no-untyped-def]
-    """Start the counters from zero: files left by an earlier run would be added to this one's."""
+    """A private folder unless the platform gives one, emptied: an earlier run's counts would add up."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Made here, not when this file is imported, so a gunicorn that never starts leaves none behind.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=_METRICS_PREFIX)
     path = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     path.mkdir(parents=True, exist_ok=True)
     for stale in path.glob("*.db"):
@@ -45,6 +46,6 @@ def child_exit(server, worker):  # type: ignore[no-untyped-def]
 
 
 def on_exit(server):  # type: ignore[no-untyped-def]
-    path = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR", ""))
     if path.name.startswith(_METRICS_PREFIX) and path.parent == Path(tempfile.gettempdir()):
         shutil.rmtree(path, ignore_errors=True)  # only the folder made above, never a given one
