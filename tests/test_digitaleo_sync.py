@@ -299,3 +299,18 @@ def test_safety_loop_schedules_a_sync_without_pings(env, redis, api):
         stop.set()
         thread.join(timeout=10)
     assert not thread.is_alive()
+
+
+def test_api_calls_reach_metrics_by_endpoint_and_outcome(env, redis, api):
+    from tests.test_metrics import scrape, value
+
+    settings = settings_for(env, api)
+    first = client(settings, redis)
+    first.get("status", {"action": "queue", "limit": 10})
+    api.fail(404, times=1)
+    with pytest.raises(DigitaleoError):
+        first.get("smsstatus", {"smsId": "1"})
+    samples = scrape(create_app({**env, **api.env(), "WEBHOOK_SECRET": SECRET}).test_client())
+    counted = {k: value(samples, "smshooks_api_calls_total", provider="digitaleo", endpoint=k, outcome=o)
+               for k, o in (("token", "ok"), ("status", "ok"), ("smsstatus", "http_4xx"))}
+    assert counted == {"token": 1, "status": 1, "smsstatus": 1}

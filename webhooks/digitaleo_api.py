@@ -17,6 +17,7 @@ from redis import Redis
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from . import metrics
 from .digitaleo_config import DigitaleoConfig
 from .security import redact
 
@@ -116,13 +117,19 @@ class DigitaleoClient:
     def _send(self, method: str, url: str, token: str | None, credentials: bool = False,
               **kwargs: Any) -> requests.Response:
         """One request (retried by the Session); the token and the credentials are built into it here."""
+        endpoint = "token" if credentials else url.rstrip("/").rpartition("/")[2]
         try:
-            return self.session.request(method, url, timeout=(self.config.timeout, self.config.timeout),
-                                        headers={"Authorization": f"Bearer {token}"} if token else None,
-                                        data=self._credentials() if credentials else None, **kwargs)
+            response = self.session.request(method, url, timeout=(self.config.timeout, self.config.timeout),
+                                            headers={"Authorization": f"Bearer {token}"} if token else None,
+                                            data=self._credentials() if credentials else None, **kwargs)
         except requests.RequestException as err:
+            metrics.api_call("digitaleo", endpoint, "timeout" if isinstance(err, requests.Timeout) else "error",
+                             self.redis)
             # The exception text names the URL (no secret in it) and the cause.
             raise DigitaleoError(f"{method} {url} failed after retries: {type(err).__name__}: {err}") from None
+        code = response.status_code
+        metrics.api_call("digitaleo", endpoint, "ok" if code < 400 else f"http_{code // 100}xx", self.redis)
+        return response
 
     def _json(self, response: requests.Response, what: str, token: str | None) -> Any:
         if response.status_code >= 400:

@@ -13,7 +13,7 @@ import logging
 from typing import Any
 from urllib.parse import parse_qsl
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, current_app, g, jsonify, request
 from redis.exceptions import RedisError
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -68,4 +68,5 @@ def handle_ping(responder: Responder) -> Response:
         response = responder.error(503, "temporarily unable to record the ping; retry later")
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
+    g.smshooks_accepted = True  # for /metrics: a recorded ping counts as accepted
     return jsonify(accepted=1, sms_id=sms_id, sync_scheduled=scheduled)

@@ -27,6 +27,7 @@ from flask import Response, current_app, request
 from redis.exceptions import RedisError
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from . import metrics
 from .endpoint import RETRY_AFTER_SECONDS, Responder
 from .events import EVENT_SCHEMA, utcnow
 from .inbound_email import parse_email
@@ -72,6 +73,7 @@ def handle_inbound_email(responder: Responder | None = None) -> Response:
         response = responder.error(503, "temporarily unable to store the email; retry later")
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
+    metrics.events_stored(events, stored)
     return responder.ok(events, stored)
 
 

@@ -20,6 +20,7 @@ from flask import Response, current_app, jsonify, request
 from redis.exceptions import RedisError
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from . import metrics
 from .events import EVENT_SCHEMA, Event, utcnow
 from .payload import BadPayload, decode, read_body
 from .providers import ParseContext, ParseError, SignatureError
@@ -57,6 +58,7 @@ def _log_unparsed(body: bytes, reason: str) -> None:
                   request.content_type, reason, body.decode("utf-8", "replace"))
 
 
+@metrics.counted_callback  # callbacks by provider, outcome and status, for /metrics
 def handle_callback(parse: Parser, responder: Responder, decoder: Decoder = decode) -> Response:
     settings = current_app.config["SETTINGS"]
     secret = settings.webhook_secret
@@ -89,4 +91,5 @@ def handle_callback(parse: Parser, responder: Responder, decoder: Decoder = deco
         response = responder.error(503, "temporarily unable to store the callback; retry later")
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
+    metrics.events_stored(events, stored)
     return responder.ok(events, stored)

@@ -11,6 +11,7 @@ from rq import get_current_job
 from handlers.base import Handler
 from handlers.registry import build
 
+from . import metrics
 from .config import Settings
 from .events import load_events
 from .queueing import dispatch_inbox, queue_for
@@ -57,6 +58,7 @@ def dispatch() -> int:
     return dispatch_inbox(job.connection, queue_for(job.connection, job.origin), runtime().settings)
 
 
+@metrics.counted_handler_job  # success / retry / final failure and latency, for /metrics
 def handle(handler_name: str, events: list[dict[str, Any]]) -> int:
     """Give a batch of events to one handler; raising makes RQ retry this job alone."""
     handler = runtime().handlers.get(handler_name)

@@ -9,10 +9,12 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
-from .email_endpoint import handle_inbound_email
+from . import metrics
 from .digitaleo_ping import handle_ping
+from .email_endpoint import handle_inbound_email
 from .endpoint import Responder, handle_callback
 from .payload import decode
+from .metrics_view import serve as serve_metrics
 from .providers import ogangi, redoxygen, smsc
 from .queueing import INBOX
 from .redis_store import get_redis
@@ -78,11 +80,13 @@ def ogangi_status() -> Response:
 
 @bp.route("/inbound/email", methods=["POST"])
 @bp.route("/inbound/email/mime", methods=["POST"])  # Mailgun posts the raw message only to a URL ending in "mime"
+@metrics.counted_as("email")
 def inbound_email() -> Response:
     return handle_inbound_email()
 
 
 @bp.route("/digitaleo/ping", methods=["GET", "POST"])
+@metrics.counted_as("digitaleo")
 def digitaleo_ping() -> Response:
     return handle_ping(Responder())
 
@@ -96,6 +100,11 @@ def healthz() -> Response:
         response.status_code = 503
         return response
     return jsonify(status="ok", redis="ok", inbox=inbox, handlers=list(current_app.config["SETTINGS"].handlers))
+
+
+@bp.route("/metrics")
+def metrics() -> Response:
+    return serve_metrics()
 
 
 def json_errors(app: Flask) -> None:
