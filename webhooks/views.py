@@ -8,6 +8,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
+from . import openapi
 from .endpoint import Responder, handle_callback
 from .providers import redoxygen
 from .queueing import INBOX
@@ -63,6 +64,11 @@ def healthz() -> Response:
         response.status_code = 503
         return response
     return jsonify(status="ok", redis="ok", inbox=inbox, handlers=list(current_app.config["SETTINGS"].handlers))
+
+
+@bp.route("/openapi.json")
+def openapi_json() -> Response:
+    return jsonify(openapi.document())
 
 
 def json_errors(app: Flask) -> None:
