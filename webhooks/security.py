@@ -60,7 +60,7 @@ def is_authorized(request: Request, secrets: Secrets) -> bool:
     # surrogatepass: a lone surrogate must compare unequal, not raise (a 500).
     presented = [c.encode("utf-8", "surrogatepass") for c in presented_secrets(request)]
     # Every candidate is compared with every secret (no short-circuit), so timing says
-    # nothing about which one matched, nor about how many secrets there are beyond that count.
+    # nothing about which secret matched, or whether one did before the last comparison.
     results = [hmac.compare_digest(candidate, secret) for candidate in presented for secret in expected]
     return any(results)
 
