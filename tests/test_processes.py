@@ -50,8 +50,8 @@ def wait_until_up(base: str, procs) -> None:
         for p in procs:
             assert p.poll() is None, f"{p.args[0]} exited: {p.stdout.read()}"
         try:
-            return requests.get(f"{base}/healthz", timeout=1).status_code == 200
-        except requests.ConnectionError:
+            return requests.get(f"{base}/healthz", timeout=5).status_code == 200
+        except (requests.ConnectionError, requests.Timeout):  # a loaded machine: workers still booting
             return False
 
     wait_for(up, timeout=30)
