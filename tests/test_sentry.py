@@ -114,10 +114,10 @@ def test_web_error_is_reported_without_credentials_or_phone_numbers(env, redis):
 
     server, dsn = sentry_stand_in()
     try:
-        app = create_app({**env, "SENTRY_DSN": dsn, "SENTRY_ENVIRONMENT": "test"})
+        app = create_app({**env, "SENTRY_DSN": dsn, "SENTRY_ENVIRONMENT": "test", "SMTP_PASSWORD": SMTP_PASSWORD})
 
         def boom():
-            raise RuntimeError(f"upstream said no to +61409000123 with token={SECRET}")
+            raise RuntimeError(f"upstream said no to +61409000123 with token={SECRET}; smtp {SMTP_PASSWORD}")
 
         app.add_url_rule("/boom", view_func=boom)
         auth = base64.b64encode(f"u:{SECRET}".encode()).decode()
@@ -130,8 +130,10 @@ def test_web_error_is_reported_without_credentials_or_phone_numbers(env, redis):
     finally:
         sentry_sdk.init()  # no DSN: later tests in this process send nothing
         server.shutdown()
+    assert len(error_events()) == 1  # once, though Flask, logging and our error handler all see it
     everything = b"\n".join(SentryStandIn.received)
     assert b"RuntimeError" in everything
-    for secret in (SECRET, auth, cookie, "61409000123"):
+    for secret in (SECRET, SMTP_PASSWORD, auth, cookie, "61409000123"):
         assert secret.encode() not in everything, secret
     assert b"+********123" in everything
+    assert b'"environment":"test"' in everything.replace(b" ", b"")

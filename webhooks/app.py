@@ -22,7 +22,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     settings = Settings.from_env({**os.environ, **(config or {})})
     check(settings.handlers)  # an unknown handler name stops start-up here, not in the worker hours later
     redact_logs(settings.webhook_secret)
-    init_sentry(settings, web=True)
+    init_sentry(settings, web=True, env={**os.environ, **(config or {})})
 
     app = Flask(__name__)
     app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=MAX_BODY_BYTES)

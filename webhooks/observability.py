@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import traceback
+from collections.abc import Mapping
 from typing import Any
 
 from .config import Settings
@@ -12,8 +13,11 @@ from .redaction import scrub_value, secrets_from_env
 from .security import secret_list
 
 
-def init_sentry(settings: Settings, web: bool) -> bool:
-    """Start the Sentry SDK for the web app (Flask) or a worker (RQ); False when no DSN is set."""
+def init_sentry(settings: Settings, web: bool, env: Mapping[str, str] | None = None) -> bool:
+    """Start the Sentry SDK for the web app (Flask) or a worker (RQ); False when no DSN is set.
+
+    `env` is the environment the settings came from (os.environ unless create_app was given overrides).
+    """
     if not settings.sentry_dsn:
         return False
     import sentry_sdk
@@ -23,12 +27,13 @@ def init_sentry(settings: Settings, web: bool) -> bool:
     else:
         from sentry_sdk.integrations.rq import RqIntegration as Integration
     # Every secret in the environment, not only ours: a handler's SMTP password or API token too.
-    secrets = secrets_from_env(os.environ, settings.webhook_secrets)
+    env = os.environ if env is None else env
+    secrets = secrets_from_env(env, settings.webhook_secrets)
     sentry_sdk.init(
         dsn=settings.sentry_dsn,
         integrations=[Integration()],
-        environment=os.environ.get("SENTRY_ENVIRONMENT"),
-        release=os.environ.get("SENTRY_RELEASE") or os.environ.get("SOURCE_VERSION"),
+        environment=env.get("SENTRY_ENVIRONMENT"),
+        release=env.get("SENTRY_RELEASE") or env.get("SOURCE_VERSION"),
         send_default_pii=False,  # no IPs, cookies or headers such as Authorization
         before_send=lambda event, _hint: _scrubbed_event(event, secrets),
         before_breadcrumb=lambda crumb, _hint: scrub_value(crumb, secrets),
