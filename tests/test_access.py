@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import SECRET, free_port
 from tests.providers.test_redoxygen import REPLY
@@ -111,3 +113,20 @@ def test_throttle_fails_open_when_redis_is_down(env):
         assert post(client, token="wrong-wrong-wrong-wrong").status_code == 401
     stored = post(client)
     assert stored.status_code == 503 and int(stored.headers["Retry-After"]) > 0
+
+
+def test_ipv6_failures_count_per_64(env, redis):
+    client = create_app({**env, "AUTH_FAIL_LIMIT": "2"}).test_client()
+    statuses = [post(client, token="wrong-wrong-wrong-wrong", remote=f"2001:db8:1:2::{n}").status_code
+                for n in range(1, 4)]
+    assert statuses == [401, 401, 429]  # three addresses, one /64
+    assert post(client, token="wrong-wrong-wrong-wrong", remote="2001:db8:1:3::1").status_code == 401
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(forwarded=st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60))
+def test_any_forwarded_for_behind_a_proxy_is_never_a_5xx(env, redis, forwarded):
+    app = create_app({**env, "ALLOWED_IPS": "203.0.113.0/24", "TRUSTED_PROXY_COUNT": "2", "AUTH_FAIL_LIMIT": "0"})
+    response = post(app.test_client(), remote="10.0.0.1", headers={"X-Forwarded-For": forwarded})
+    assert response.status_code in (200, 403), response.data
+    assert response.get_json()["error" if response.status_code == 403 else "accepted"] is not None

@@ -7,7 +7,7 @@ Order of the checks, and why:
     429  a wrong or missing secret from an address that already failed more than
          AUTH_FAIL_LIMIT times this minute (Retry-After: the seconds left in the minute)
     401  any other wrong or missing secret
-The failure counter lives in Redis (one key per address, expiring after the minute), so
+The failure counter lives in Redis (one key per IPv4 address or IPv6 /64, expiring after the minute), so
 every web process shares it. When Redis is down the throttle fails open: a wrong secret
 still gets its 401, and a right one goes on to the storage step, which answers 503.
 
@@ -72,6 +72,15 @@ def client_address(request: Request) -> ipaddress.IPv4Address | ipaddress.IPv6Ad
     return address
 
 
+def _throttle_key(address: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> str:
+    """One counter per IPv4 address, and per IPv6 /64: one host gets a whole /64 to rotate through."""
+    if address is None:
+        return "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
 def count_failure(address: str, limit: int) -> int:
     """Record a failed authentication; the seconds to wait when over `limit`, else 0 (also when Redis is down)."""
     try:
@@ -90,7 +99,7 @@ def admit(request: Request, settings: Settings) -> Refusal | None:
     if is_authorized(request, settings.webhook_secret):
         return None
     if settings.auth_fail_limit:
-        wait = count_failure(str(address) if address else "unknown", settings.auth_fail_limit)
+        wait = count_failure(_throttle_key(address), settings.auth_fail_limit)
         if wait:
             return Refusal(429, f"too many failed authentications from this address; retry in {wait} s",
                            {"Retry-After": str(wait)})
