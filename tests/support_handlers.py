@@ -80,3 +80,22 @@ class Broken(Handler):
 
 class NotAHandler:
     pass
+
+
+class Blabbing(_RedisBacked):
+    """Always fails, counting attempts in `test:blabbing:attempts`, with everything secret in its error."""
+
+    name = "blabbing"
+
+    @classmethod
+    def from_env(cls, env):
+        handler = cls(env["REDIS_URL"])
+        handler.secret, handler.smtp_password = env["WEBHOOK_SECRET"], env["SMTP_PASSWORD"]
+        return handler
+
+    def handle_batch(self, events):
+        self.redis.incr("test:blabbing:attempts")
+        phones = ", ".join(e.sender or e.recipient or "" for e in events)
+        raise ConnectionError(f"smtp://mailer:{self.smtp_password}@mail.example.com refused mail for {phones}; "
+                              f"callback https://hooks.example.com/in?token={self.secret}; "
+                              f"db postgresql://app:Hunter2-db-pw@db.example.com/app; access_token=ya29.a0Af-xyz")

@@ -70,3 +70,83 @@ def test_any_header(client, header, name):
         assert response.get_json()["error"]
     else:
         assert b"<RESULT>100</RESULT>" in response.data
+
+
+JSON_ACCEPT = {"Accept": "application/json"}
+REPLY_FIELDS = {"SmsId": "1", "DestTN": "+61409000000", "ReplyText": "x"}
+
+
+@RELAXED
+@given(endpoint=st.sampled_from(ENDPOINTS),
+       number=st.integers(min_value=10**60, max_value=10**4000) | st.integers(max_value=-(10**60), min_value=-(10**4000)),
+       field=FIELD)
+def test_enormous_numbers(client, endpoint, number, field):
+    body = json.dumps({**REPLY_FIELDS, "SMSId": "1", "Result": "0", field: number})
+    check(client.post(f"{endpoint}?token={SECRET}", data=body, content_type="application/json", headers=JSON_ACCEPT))
+    check(client.post(f"{endpoint}?token={SECRET}", data=f'{{"{field}": 1e{number % 100000}}}',
+                      content_type="application/json", headers=JSON_ACCEPT))
+
+
+@RELAXED
+@given(endpoint=st.sampled_from(ENDPOINTS), depth=st.integers(min_value=1, max_value=30_000),
+       opener=st.sampled_from(['[', '{"a":']))
+def test_deep_json(client, endpoint, depth, opener):
+    closer = "]" if opener == "[" else "}"
+    body = (opener * depth + "1" + closer * depth).encode()
+    response = client.post(f"{endpoint}?token={SECRET}", data=body, content_type="application/json",
+                           headers=JSON_ACCEPT)
+    check(response)
+
+
+@RELAXED
+@given(endpoint=st.sampled_from(ENDPOINTS), junk=st.binary(min_size=1, max_size=40))
+def test_invalid_utf8_in_query_and_form(client, endpoint, junk):
+    escaped = "".join(f"%{b:02X}" for b in junk + b"\xff")
+    check(client.get(f"{endpoint}?token={SECRET}&SmsId=1&DestTN=1&ReplyText={escaped}&SMSId={escaped}&Result=0",
+                     headers=JSON_ACCEPT))
+    check(client.post(f"{endpoint}?token={SECRET}", data=f"SmsId={escaped}&DestTN=1&ReplyText={escaped}".encode(),
+                      content_type="application/x-www-form-urlencoded", headers=JSON_ACCEPT))
+
+
+def test_huge_flat_json_under_the_limit(client):
+    body = json.dumps({f"k{i}": i for i in range(4000)} | REPLY_FIELDS)
+    assert len(body) < 64 * 1024
+    check(client.post(f"/redoxygen/reply?token={SECRET}", data=body, content_type="application/json",
+                      headers=JSON_ACCEPT))
+
+
+@RELAXED
+@given(text=st.lists(st.sampled_from(["\r", "\n", "\r\n", "X-Injected: 1", "<b>", "</RESULT>", "&", "é",
+                                      "\x00", " "]), max_size=20).map("".join))
+def test_header_injection_in_reply_text_stays_text(client, redis, text):
+    redis.delete("smshooks:inbox")
+    text = "Hi" + text  # never blank
+    response = client.post(f"/redoxygen/reply?token={SECRET}", data={**REPLY_FIELDS, "ReplyText": text})
+    assert response.status_code == 200, response.data
+    assert "X-Injected" not in response.headers
+    assert response.data.count(b"<RESULT>") == 1  # our HTML answer is not broken by the text
+    stored = [json.loads(e) for e in redis.lrange("smshooks:inbox", 0, -1)]
+    assert [e["text"] for e in stored] in ([text], [])  # kept as sent (or a duplicate of an earlier example)
+
+
+@RELAXED
+@given(headers=st.dictionaries(
+    st.sampled_from(["X-Forwarded-For", "X-Forwarded-Proto", "Host", "Accept", "Accept-Charset", "Content-Encoding",
+                     "Cookie", "Expect", "Forwarded", "X-Real-IP", "Range", "If-None-Match", "Content-MD5"])
+    | st.from_regex(r"X-[A-Za-z0-9-]{1,20}", fullmatch=True),
+    st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=80), max_size=6))
+def test_odd_headers(client, headers):
+    response = client.post(f"/redoxygen/reply?token={SECRET}", data=REPLY_FIELDS, headers=headers)
+    assert response.status_code < 500, (response.status_code, response.data[:300])
+    if response.status_code >= 400:
+        if response.mimetype == "application/json":
+            assert response.get_json()["error"]
+        else:
+            assert b"<RESULT>100</RESULT><MESSAGE>" in response.data
+
+
+def test_html_errors_say_what_is_wrong(client):
+    response = client.post(f"/redoxygen/reply?token={SECRET}", data={"SmsId": "1"})
+    assert response.status_code == 400
+    assert b"<RESULT>100</RESULT><MESSAGE>" in response.data
+    assert b"DestTN" in response.data and b"ReplyText" in response.data

@@ -62,6 +62,20 @@ class WebhookCases:
         self.assert_json_error(self.post(client, query="", headers={"Authorization": header},
                                          **self.valid_body()), 401)
 
+    def test_address_outside_allow_list_is_403(self, env, redis):
+        client = create_app({**env, "ALLOWED_IPS": "192.0.2.0/24"}).test_client()
+        body = self.assert_json_error(self.post(client, **self.valid_body()), 403)
+        assert "ALLOWED_IPS" in body["error"]
+        assert redis.llen("smshooks:inbox") == 0
+
+    def test_repeated_wrong_secrets_are_429_but_the_right_one_passes(self, env, redis):
+        client = create_app({**env, "AUTH_FAIL_LIMIT": "2"}).test_client()
+        statuses = [self.post(client, query="?token=wrong", **self.valid_body()).status_code for _ in range(3)]
+        assert statuses == [401, 401, 429]
+        response = self.assert_json_error(self.post(client, query="?token=wrong", **self.valid_body()), 429)
+        assert response["error"]
+        assert self.post(client, **self.valid_body()).status_code == 200
+
     def test_no_secret_configured_accepts_callbacks(self, env, redis):
         open_client = create_app({**env, "WEBHOOK_SECRET": ""}).test_client()
         assert self.post(open_client, query="", **self.valid_body()).status_code == 200

@@ -11,6 +11,7 @@ from flask import Flask
 from handlers.registry import check
 
 from . import redis_store
+from .access import trust_proxies
 from .config import MAX_BODY_BYTES, Settings
 from .observability import init_sentry, redact_logs
 from .views import bp, json_errors
@@ -21,7 +22,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     settings = Settings.from_env({**os.environ, **(config or {})})
     check(settings.handlers)  # an unknown handler name stops start-up here, not in the worker hours later
     redact_logs(settings.webhook_secret)
-    init_sentry(settings, web=True)
+    init_sentry(settings, web=True, env={**os.environ, **(config or {})})
 
     app = Flask(__name__)
     app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
@@ -30,6 +31,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
         app.logger.warning("WEBHOOK_SECRET is not set: anyone who finds these URLs can post events")
 
     redis_store.init_app(app)
+    trust_proxies(app, settings)
     app.register_blueprint(bp)
     json_errors(app)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 
@@ -53,6 +54,24 @@ def _intervals(env: Mapping[str, str], name: str, default: str) -> tuple[int, ..
     return values
 
 
+def split_secrets(raw: str | None) -> tuple[str, ...]:
+    """WEBHOOK_SECRET's secrets: one, or several separated by commas while a secret is rotated."""
+    return tuple(part.strip() for part in (raw or "").split(",") if part.strip())
+
+
+def _networks(env: Mapping[str, str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for part in (env.get("ALLOWED_IPS") or "").split(","):
+        if not part.strip():
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part.strip(), strict=False))
+        except ValueError:
+            raise ConfigError(f"ALLOWED_IPS must be comma-separated addresses or CIDR ranges such as "
+                              f"'203.0.113.0/24, 2001:db8::/32', got {part.strip()!r}") from None
+    return tuple(networks)
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     redis_url: str = DEFAULT_REDIS_URL
@@ -73,6 +92,13 @@ class Settings:
     ogangi_shortcodes: frozenset[str] = frozenset()  # our OGANGI short/long codes: a message to one is inbound
     inbound_email_max_bytes: int = INBOUND_EMAIL_MAX_BYTES  # largest email /inbound/email and smtpd take
     digitaleo: DigitaleoConfig = DigitaleoConfig()  # API credentials and sync mode
+    allowed_ips: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()  # empty: any client address
+    trusted_proxy_count: int = 0  # proxies in front of us that append to X-Forwarded-For (Heroku: 1)
+    auth_fail_limit: int = 30  # failed authentications per client address per minute before 429; 0: no limit
+
+    @property
+    def webhook_secrets(self) -> tuple[str, ...]:
+        return split_secrets(self.webhook_secret)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -98,13 +124,22 @@ class Settings:
                                         if c.strip()),
             inbound_email_max_bytes=_int(env, "INBOUND_EMAIL_MAX_BYTES", INBOUND_EMAIL_MAX_BYTES),
             digitaleo=DigitaleoConfig.from_env(env),
+            allowed_ips=_networks(env),
+            trusted_proxy_count=_int(env, "TRUSTED_PROXY_COUNT", cls.trusted_proxy_count, minimum=0),
+            auth_fail_limit=_int(env, "AUTH_FAIL_LIMIT", cls.auth_fail_limit, minimum=0),
         )
-        if settings.webhook_secret is not None and len(settings.webhook_secret) < MIN_SECRET_LENGTH:
-            # Short secrets are guessable, and the secret is scrubbed from events and logs
-            # wherever it appears: a short one would also corrupt ordinary reply text.
-            raise ConfigError(f"WEBHOOK_SECRET must be at least {MIN_SECRET_LENGTH} characters "
-                              f"(it is {len(settings.webhook_secret)}); `python3 -c 'import secrets; "
-                              f"print(secrets.token_urlsafe(24))'` makes one")
+        secrets = settings.webhook_secrets
+        if settings.webhook_secret is not None and not secrets:
+            # "," or spaces would otherwise read as "no secret" and open every endpoint.
+            raise ConfigError(f"WEBHOOK_SECRET holds no secret, got {settings.webhook_secret!r}")
+        for number, secret in enumerate(secrets, start=1):
+            if len(secret) < MIN_SECRET_LENGTH:
+                # Short secrets are guessable, and the secret is scrubbed from events and logs
+                # wherever it appears: a short one would also corrupt ordinary reply text.
+                which = "it is" if len(secrets) == 1 else f"secret {number} of {len(secrets)} is"
+                raise ConfigError(f"WEBHOOK_SECRET must be at least {MIN_SECRET_LENGTH} characters "
+                                  f"({which} {len(secret)}); `python3 -c 'import secrets; "
+                                  f"print(secrets.token_urlsafe(24))'` makes one")
         if not settings.handlers:
             # With no handler, dispatched events would go nowhere: refuse rather than drop them.
             raise ConfigError("HANDLERS must name at least one handler, such as 'database'")

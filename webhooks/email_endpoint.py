@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import metrics
+from .access import admit
 from .endpoint import RETRY_AFTER_SECONDS, Responder
 from .events import EVENT_SCHEMA, utcnow
 from .inbound_email import parse_email
@@ -35,7 +36,7 @@ from .mail_text import looks_like_email, read_headers
 from .payload import BadPayload, read_body
 from .providers import ParseContext
 from .redis_store import get_ingest
-from .security import is_authorized, scrub
+from .security import scrub
 
 log = logging.getLogger("webhooks.email")
 
@@ -49,10 +50,10 @@ def handle_inbound_email(responder: Responder | None = None) -> Response:
     """Verify, read the message, parse it (never refused for its content), store, answer."""
     responder = responder or Responder()
     settings = current_app.config["SETTINGS"]
-    if not is_authorized(request, settings.webhook_secret):
-        response = responder.error(401, "missing or wrong secret: register the URL with ?token=<WEBHOOK_SECRET> "
-                                        "or with it as the basic-auth password")
-        response.headers["WWW-Authenticate"] = 'Basic realm="smshooks"'
+    refusal = admit(request, settings)  # allow-list, secret, throttle
+    if refusal is not None:
+        response = responder.error(refusal.status, refusal.message)
+        response.headers.update(refusal.headers)
         return response
 
     limit = settings.inbound_email_max_bytes

@@ -1,7 +1,9 @@
 """The flow every provider endpoint shares: verify -> read -> parse -> store in Redis -> answer.
 
 Error mapping (never a 5xx for anything the caller sent):
-    401  the shared secret is missing or wrong, or a provider's signature does not match
+    403  the client address is not in ALLOWED_IPS
+    401  the shared secret is missing or wrong (429 once an address fails too often),
+         or a provider's signature does not match
     413  the body is over 64 KiB (chunked bodies included)
     415  a Content-Type or charset we cannot read
     400  the body is not what the provider sends; every bad field is named
@@ -21,11 +23,12 @@ from redis.exceptions import RedisError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import metrics
+from .access import admit
 from .events import EVENT_SCHEMA, Event, utcnow
 from .payload import BadPayload, decode, read_body
 from .providers import ParseContext, ParseError, SignatureError
 from .redis_store import get_ingest
-from .security import is_authorized, scrub
+from .security import scrub
 
 log = logging.getLogger("webhooks.endpoint")
 
@@ -62,10 +65,10 @@ def _log_unparsed(body: bytes, reason: str) -> None:
 def handle_callback(parse: Parser, responder: Responder, decoder: Decoder = decode) -> Response:
     settings = current_app.config["SETTINGS"]
     secret = settings.webhook_secret
-    if not is_authorized(request, secret):
-        response = responder.error(401, "missing or wrong secret: register the URL with ?token=<WEBHOOK_SECRET> "
-                                        "or with it as the basic-auth password")
-        response.headers["WWW-Authenticate"] = 'Basic realm="smshooks"'
+    refusal = admit(request, settings)  # allow-list, secret, throttle: see webhooks.access
+    if refusal is not None:
+        response = responder.error(refusal.status, refusal.message)
+        response.headers.update(refusal.headers)
         return response
 
     body = b""

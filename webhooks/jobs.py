@@ -6,6 +6,7 @@ import logging
 import os
 from typing import Any
 
+import sentry_sdk
 from rq import get_current_job
 
 from handlers.base import Handler
@@ -64,6 +65,8 @@ def handle(handler_name: str, events: list[dict[str, Any]]) -> int:
     handler = runtime().handlers.get(handler_name)
     if handler is None:
         raise LookupError(f"handler {handler_name!r} is not enabled in this worker's HANDLERS")
+    # The current scope is the one the RQ integration opens per job: the tag names the failing handler.
+    sentry_sdk.get_current_scope().set_tag("handler", handler_name)
     handler.handle_batch(load_events(events))
     log.info("%s handled %d event(s)", handler_name, len(events))
     return len(events)

@@ -19,9 +19,9 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from . import metrics
+from .access import admit
 from .queueing import INBOX, queue_for
 from .redis_store import get_redis
-from .security import is_authorized
 
 
 class WebCollector:
@@ -150,11 +150,12 @@ def serve() -> Response:
     from prometheus_client.values import MutexValue, ValueClass
 
     settings = current_app.config["SETTINGS"]
-    if not is_authorized(request, settings.webhook_secret):
-        response = jsonify(error="missing or wrong secret: scrape with ?token=<WEBHOOK_SECRET> "
-                                 "or with it as the basic-auth password")
-        response.status_code = 401
-        response.headers["WWW-Authenticate"] = 'Basic realm="smshooks"'
+    refusal = admit(request, settings)  # the callbacks' allow-list, secret and throttle
+    if refusal is not None:
+        message = refusal.message.replace("register the URL", "scrape")
+        response = jsonify(error=message)
+        response.status_code = refusal.status
+        response.headers.update(refusal.headers)
         return response
     registry = CollectorRegistry(auto_describe=False)
     if ValueClass is MutexValue:

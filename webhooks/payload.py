@@ -72,13 +72,33 @@ def _decode_text(body: bytes, charset: str | None) -> str:
         return body.decode("latin-1")
 
 
+# Provider payloads nest 3 or 4 levels. Anything much deeper is refused here: json.loads
+# manages ~1000 levels, but every recursive walk after it (scrubbing, parsing) would overflow.
+MAX_JSON_DEPTH = 32
+
+
 def parse_json(body: bytes | str) -> Any:
     try:
-        return json.loads(body)
+        data = json.loads(body)
     except RecursionError:
         raise BadPayload({"_body": ["JSON is nested too deeply"]}) from None
     except ValueError as exc:  # includes invalid UTF-8 and integers over Python's digit limit
         raise BadPayload({"_body": [f"body is not valid JSON: {exc}"]}) from None
+    if _depth_over(data, MAX_JSON_DEPTH):
+        raise BadPayload({"_body": [f"JSON is nested more than {MAX_JSON_DEPTH} levels deep"]})
+    return data
+
+
+def _depth_over(data: Any, limit: int) -> bool:
+    """True when lists/objects nest deeper than `limit`; iterative, so it cannot overflow itself."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (value.values() if isinstance(value, dict) else value))
+    return False
 
 
 def parse_xml(body: bytes | str) -> dict[str, Any]:

@@ -1,13 +1,31 @@
-"""The shared secret: `?token=` in the registered URL, or the password of HTTP basic auth."""
+"""The shared secret: `?token=` in the registered URL, or the password of HTTP basic auth.
+
+`WEBHOOK_SECRET` may hold several secrets separated by commas, so a secret can be
+rotated without downtime: every one is accepted, and every one is scrubbed.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import hmac
+from collections.abc import Iterable
 from typing import Any
 
 from flask import Request
+
+from .config import split_secrets
+
+Secrets = str | Iterable[str] | None  # WEBHOOK_SECRET as configured ("new,old"), or the secrets themselves
+
+
+def secret_list(secrets: Secrets) -> tuple[str, ...]:
+    """The configured secrets as a tuple, whether given as WEBHOOK_SECRET's text or already split."""
+    if not secrets:
+        return ()
+    if isinstance(secrets, str):
+        return split_secrets(secrets)
+    return tuple(s for s in secrets if s)
 
 
 def _basic_password(header: str | None) -> str | None:
@@ -34,30 +52,37 @@ def presented_secrets(request: Request) -> list[str]:
     return [s for s in found if s]
 
 
-def is_authorized(request: Request, secret: str | None) -> bool:
-    """True when no secret is configured or the caller presents it; compared in constant time."""
-    if not secret:
+def is_authorized(request: Request, secrets: Secrets) -> bool:
+    """True when no secret is configured or the caller presents one of them; compared in constant time."""
+    expected = [s.encode("utf-8") for s in secret_list(secrets)]
+    if not expected:
         return True
-    expected = secret.encode("utf-8")
-    # Every candidate is compared (no short-circuit), so timing says nothing about which one matched.
-    results = [hmac.compare_digest(candidate.encode("utf-8", "surrogateescape"), expected)
-               for candidate in presented_secrets(request)]
+    # surrogatepass: a lone surrogate must compare unequal, not raise (a 500).
+    presented = [c.encode("utf-8", "surrogatepass") for c in presented_secrets(request)]
+    # Every candidate is compared with every secret (no short-circuit), so timing says
+    # nothing about which secret matched, or whether one did before the last comparison.
+    results = [hmac.compare_digest(candidate, secret) for candidate in presented for secret in expected]
     return any(results)
 
 
-def redact(text: str, secret: str | None) -> str:
-    """`text` with the secret replaced, for anything that is logged or returned."""
-    return text.replace(secret, "[secret]") if secret and text else text
+def redact(text: str, secrets: Secrets) -> str:
+    """`text` with every secret replaced, for anything that is logged or returned."""
+    if not text:
+        return text
+    for secret in secret_list(secrets):
+        text = text.replace(secret, "[secret]")
+    return text
 
 
-def scrub(value: Any, secret: str | None) -> Any:
-    """`value` (str, dict or list, nested) with the secret redacted from every string, keys included."""
-    if not secret:
+def scrub(value: Any, secrets: Secrets) -> Any:
+    """`value` (str, dict or list, nested) with every secret redacted from every string, keys included."""
+    secrets = secret_list(secrets)
+    if not secrets:
         return value
     if isinstance(value, str):
-        return redact(value, secret)
+        return redact(value, secrets)
     if isinstance(value, dict):
-        return {scrub(k, secret): scrub(v, secret) for k, v in value.items()}
-    if isinstance(value, list):
-        return [scrub(v, secret) for v in value]
+        return {scrub(k, secrets): scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub(v, secrets) for v in value]
     return value

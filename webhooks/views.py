@@ -9,12 +9,12 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
-from . import metrics
+from . import metrics, openapi
 from .digitaleo_ping import handle_ping
 from .email_endpoint import handle_inbound_email
 from .endpoint import Responder, handle_callback
-from .payload import decode
 from .metrics_view import serve as serve_metrics
+from .payload import decode
 from .providers import ogangi, redoxygen, smsc
 from .queueing import INBOX
 from .redis_store import get_redis
@@ -103,8 +103,13 @@ def healthz() -> Response:
 
 
 @bp.route("/metrics")
-def metrics() -> Response:
+def metrics_endpoint() -> Response:
     return serve_metrics()
+
+
+@bp.route("/openapi.json")
+def openapi_json() -> Response:
+    return jsonify(openapi.document())
 
 
 def json_errors(app: Flask) -> None:
