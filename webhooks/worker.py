@@ -70,7 +70,11 @@ def run(settings: Settings, burst: bool = False) -> int:
     init_sentry(settings, web=False)
     runtime = jobs.Runtime.from_env()
     jobs.configure(runtime)
-    log.info("handlers: %s", ", ".join(runtime.handlers))
+    log.info("handlers: %s", ", ".join(runtime.handlers) or "none")
+    for name, reason in runtime.broken.items():
+        # The others run; this one's jobs fail with this reason, then reach the fallback
+        # and the failed registry, from where `smshooks replay` delivers them once it is fixed.
+        log.error("%s", reason)
     stopping = threading.Event()  # a SIGTERM/SIGINT arrived, or run is returning
 
     def on_signal(signum: int, _frame: object) -> None:
