@@ -10,6 +10,7 @@ import sys
 from handlers.registry import HandlerError
 
 from .config import ConfigError, Settings
+from .operate import add_commands
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     worker.set_defaults(func=_worker)
     commands.add_parser("initdb", help="create the database tables (the Procfile's release step)").set_defaults(
         func=_initdb)
+    add_commands(commands)  # failed, replay, handlers
     args = parser.parse_args(argv)
     try:
         return args.func(args)
