@@ -11,7 +11,7 @@ from rq import get_current_job
 from handlers.base import Handler
 from handlers.mail import EmailHandler
 from handlers.policy import Policy
-from handlers.registry import build, build_each, env_name
+from handlers.registry import build_each, env_name
 
 from .config import ConfigError, Settings
 from .events import load_events
@@ -96,7 +96,6 @@ def handle(handler_name: str, events: list[dict[str, Any]]) -> int:
     handler.handle_batch(load_events(events))
     log.info("%s handled %d event(s)", handler_name, len(events))
     return len(events)
-
 
 
 def handler_failed(job: Any, connection: Any, exc_type: Any, exc_value: Any, _traceback: Any) -> None:
