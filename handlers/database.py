@@ -15,7 +15,7 @@ from webhooks.config import DEFAULT_DATABASE_URL, normalize_database_url
 from webhooks.events import STATUS_RANK, Event, Kind, Status
 
 from .base import Handler
-from .db_schema import metadata, sms_events, sms_messages
+from .db_schema import sms_events, sms_messages
 
 _INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
@@ -38,10 +38,12 @@ def make_engine(url: str) -> Engine:
 
 
 def init_db(url: str) -> None:
-    """Create the tables that do not exist yet (the Procfile's release step)."""
+    """Bring the schema up to date with Alembic (the Procfile's release step); see handlers.migrations."""
+    from .migrate import upgrade
+
     engine = make_engine(url)
     try:
-        metadata.create_all(engine)
+        upgrade(engine)
     finally:
         engine.dispose()
 

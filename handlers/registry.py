@@ -54,6 +54,32 @@ def build(names: Sequence[str], env: Mapping[str, str]) -> dict[str, Handler]:
     return built
 
 
+def build_each(names: Sequence[str], env: Mapping[str, str]) -> tuple[dict[str, Handler], dict[str, str]]:
+    """Every named handler that can be built, and the reason for each one that cannot (the worker's way).
+
+    One broken plug-in must not stop the others: its jobs fail with this reason, are
+    retried, and end with the fallback and in the failed registry, ready for replay.
+    """
+    built: dict[str, Handler] = {}
+    broken: dict[str, str] = {}
+    for name in names:
+        try:
+            built.update(build([name], env))
+        except HandlerError as err:
+            broken[name] = str(err)
+    return built, broken
+
+
+def env_name(name: str) -> str:
+    """The name a handler's settings go by: its entry-point name, or the `name` of a `module:Class`."""
+    if ":" not in name:
+        return name
+    try:
+        return load_class(name).name or name.rpartition(":")[2]
+    except HandlerError:
+        return name.rpartition(":")[2]
+
+
 def check(names: Sequence[str]) -> None:
     """Fail fast (web start-up) on names that do not resolve, without building anything."""
     for name in names:

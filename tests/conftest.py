@@ -110,6 +110,8 @@ def postgres_url() -> Iterator[str]:
 
     engine = create_engine(normalize_database_url(PG_URL))
     metadata.drop_all(engine)
+    with engine.begin() as conn:  # and Alembic's record of them, or init_db would think they exist
+        conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
     engine.dispose()
     yield PG_URL
 

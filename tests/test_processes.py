@@ -175,7 +175,8 @@ def test_signal_right_after_registration_stops_the_worker_and_its_scheduler(redi
 
 
 @pytest.mark.parametrize("handlers,message", [
-    ("database,nosuch", "unknown handler 'nosuch' in HANDLERS; installed: database"),
+    # With one handler that works the worker runs it (tests/test_handler_settings.py); with none, it stops.
+    ("nosuch", "unknown handler 'nosuch' in HANDLERS; installed: database"),
     ("tests.support_handlers:Broken", "BROKEN_URL must be an http:// URL, got None"),
     ("tests.support_handlers:NotAHandler", "not a subclass of handlers.Handler"),
     ("tests.no_such_module:X", "cannot be loaded: ModuleNotFoundError"),

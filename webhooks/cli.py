@@ -10,6 +10,7 @@ import sys
 from handlers.registry import HandlerError
 
 from .config import ConfigError, Settings
+from .operate import add_commands
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         func=_initdb)
     commands.add_parser("smtpd", help="receive provider emails over SMTP (SMTPD_RECIPIENTS, SMTPD_PORT)").set_defaults(
         func=_smtpd)
+    add_commands(commands)  # failed, replay, handlers
     args = parser.parse_args(argv)
     try:
         return args.func(args)

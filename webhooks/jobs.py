@@ -10,11 +10,14 @@ import sentry_sdk
 from rq import get_current_job
 
 from handlers.base import Handler
-from handlers.registry import build
+from handlers.mail import EmailHandler
+from handlers.policy import Policy
+from handlers.registry import build_each, env_name
 
 from . import metrics
-from .config import Settings
+from .config import ConfigError, Settings
 from .events import load_events
+from .failures import out_of_retries, reason_of, send_fallback
 from .queueing import dispatch_inbox, queue_for
 
 log = logging.getLogger(__name__)
@@ -23,14 +26,35 @@ log = logging.getLogger(__name__)
 class Runtime:
     """What a worker builds once and reuses for every job: settings and handlers."""
 
-    def __init__(self, settings: Settings, handlers: dict[str, Handler]) -> None:
+    def __init__(self, settings: Settings, handlers: dict[str, Handler], policies: dict[str, Policy] | None = None,
+                 broken: dict[str, str] | None = None, fallback: EmailHandler | None = None) -> None:
         self.settings = settings
         self.handlers = handlers
+        self.policies = policies or {}
+        self.broken = broken or {}  # handler name -> why it could not be built
+        self.fallback = fallback
 
     @classmethod
-    def from_env(cls) -> Runtime:
-        settings = Settings.from_env()
-        return cls(settings, build(settings.handlers, os.environ))
+    def from_env(cls, env: dict[str, str] | None = None) -> Runtime:
+        """Build every handler that can be built; the others are reported in `broken`, by name."""
+        env = dict(os.environ if env is None else env)
+        settings = Settings.from_env(env)
+        handlers, broken = build_each(settings.handlers, env)
+        policies = {}
+        for name in settings.handlers:
+            try:
+                policies[name] = Policy.from_env(env_name(name), env, settings.retry_intervals)
+            except ConfigError as err:
+                broken[name] = f"handler {name!r} cannot start: {err}"
+                if name in handlers:
+                    handlers.pop(name).close()
+        fallback = None
+        if env.get("FALLBACK_EMAIL_TO"):
+            try:
+                fallback = EmailHandler.from_env(env, to_key="FALLBACK_EMAIL_TO")
+            except ValueError as err:
+                broken["fallback"] = f"the fallback email cannot start: {err}"
+        return cls(settings, handlers, policies, broken, fallback)
 
     def close(self) -> None:
         for handler in self.handlers.values():
@@ -56,21 +80,27 @@ def runtime() -> Runtime:
 def dispatch() -> int:
     """Move the inbox into one job per handler; see webhooks.queueing."""
     job = get_current_job()
-    return dispatch_inbox(job.connection, queue_for(job.connection, job.origin), runtime().settings)
+    current = runtime()
+    return dispatch_inbox(job.connection, queue_for(job.connection, job.origin), current.settings, current.policies)
 
 
 @metrics.counted_handler_job  # success / retry / final failure and latency, for /metrics
 def handle(handler_name: str, events: list[dict[str, Any]]) -> int:
     """Give a batch of events to one handler; raising makes RQ retry this job alone."""
-    handler = runtime().handlers.get(handler_name)
+    job = get_current_job()
+    if job is not None:  # counted for `smshooks failed` and the fallback email
+        job.meta["attempts"] = int(job.meta.get("attempts", 0)) + 1
+        job.save_meta()
+    current = runtime()
+    handler = current.handlers.get(handler_name)
     if handler is None:
-        raise LookupError(f"handler {handler_name!r} is not enabled in this worker's HANDLERS")
+        raise LookupError(current.broken.get(handler_name)
+                          or f"handler {handler_name!r} is not enabled in this worker's HANDLERS")
     # The current scope is the one the RQ integration opens per job: the tag names the failing handler.
     sentry_sdk.get_current_scope().set_tag("handler", handler_name)
     handler.handle_batch(load_events(events))
     log.info("%s handled %d event(s)", handler_name, len(events))
     return len(events)
-
 
 
 def digitaleo_sync() -> int:
@@ -79,3 +109,11 @@ def digitaleo_sync() -> int:
 
     job = get_current_job()
     return sync.run(job.connection, queue_for(job.connection, job.origin), runtime().settings)
+
+
+def handler_failed(job: Any, connection: Any, exc_type: Any, exc_value: Any, _traceback: Any) -> None:
+    """RQ failure callback of handler jobs: after the last retry, the events go to the fallback email."""
+    if not out_of_retries(job):
+        return  # RQ retries it; the fallback is for events that will not be delivered
+    current = runtime()
+    send_fallback(current.fallback, job, reason_of(exc_type, exc_value), current.settings.webhook_secret)

@@ -25,14 +25,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from redis import Redis
-from rq import Queue, Retry
+from rq import Callback, Queue, Retry
 from rq.serializers import JSONSerializer
 
 from .config import Settings
+
+if TYPE_CHECKING:
+    from handlers.policy import Policy
 
 INBOX = "smshooks:inbox"
 DISPATCH_FLAG = "smshooks:dispatch:pending"
@@ -113,8 +116,14 @@ def retry_policy(intervals: Sequence[int]) -> Retry | None:
     return Retry(max=len(intervals), interval=list(intervals)) if intervals else None
 
 
-def dispatch_inbox(redis: Redis, queue: Queue, settings: Settings) -> int:
-    """Move every event in the inbox into one job per handler; returns how many events moved."""
+def dispatch_inbox(redis: Redis, queue: Queue, settings: Settings,
+                   policies: Mapping[str, Policy] | None = None) -> int:
+    """Move every event in the inbox into one job per handler; returns how many events moved.
+
+    `policies` (the worker's, from `<NAME>_EVENTS` / `<NAME>_RETRY_INTERVALS`) give each
+    handler only the events it wants, and its own retries; a handler that wants none of
+    a batch gets no job for it. Without a policy a handler gets everything.
+    """
     # Cleared before reading the inbox: an event pushed after this line raises the
     # flag again and gets a dispatch of its own, so none is left waiting.
     redis.delete(DISPATCH_FLAG)
@@ -125,19 +134,23 @@ def dispatch_inbox(redis: Redis, queue: Queue, settings: Settings) -> int:
             if not batch:
                 return moved
             events = [json.loads(item) for item in batch]
-            ids = [e["event_id"] for e in events]
             with redis.pipeline(transaction=True) as pipe:
                 for name in settings.handlers:
-                    job_id = handler_job_id(name, ids)
+                    policy = (policies or {}).get(name)
+                    wanted = policy.select(events) if policy else events
+                    if not wanted:
+                        continue
+                    job_id = handler_job_id(name, [e["event_id"] for e in wanted])
                     # RQ's unique=True cannot join a MULTI/EXEC; under the dispatch lock, only
                     # this code creates handler jobs, so checking first is just as safe.
                     if queue.job_class.exists(job_id, connection=redis):
                         continue
                     queue.enqueue(
-                        "webhooks.jobs.handle", name, events,
+                        "webhooks.jobs.handle", name, wanted,
                         job_id=job_id,
-                        description=f"{name}: {len(events)} event(s)",
-                        retry=retry_policy(settings.retry_intervals),
+                        description=f"{name}: {len(wanted)} event(s)",
+                        retry=retry_policy(policy.retry_intervals if policy else settings.retry_intervals),
+                        on_failure=Callback("webhooks.jobs.handler_failed"),
                         # A worker killed mid-job leaves it "started"; RQ retries it once
                         # job_timeout + 60 s have passed, so the timeout also bounds that delay.
                         job_timeout=settings.job_timeout,

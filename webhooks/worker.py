@@ -19,6 +19,8 @@ from rq import SimpleWorker
 from rq.exceptions import StopRequested
 from rq.serializers import JSONSerializer
 
+from handlers.registry import HandlerError
+
 from . import jobs
 from .config import Settings
 from .observability import init_sentry, redact_logs
@@ -69,8 +71,15 @@ def run(settings: Settings, burst: bool = False) -> int:
     redact_logs(settings.webhook_secret)
     init_sentry(settings, web=False)
     runtime = jobs.Runtime.from_env()
+    if not runtime.handlers:
+        # Nothing could run: say why and stop, rather than fail every job until someone looks.
+        raise HandlerError("no handler in HANDLERS can start: " + "; ".join(runtime.broken.values()))
     jobs.configure(runtime)
-    log.info("handlers: %s", ", ".join(runtime.handlers))
+    log.info("handlers: %s", ", ".join(runtime.handlers) or "none")
+    for name, reason in runtime.broken.items():
+        # The others run; this one's jobs fail with this reason, then reach the fallback
+        # and the failed registry, from where `smshooks replay` delivers them once it is fixed.
+        log.error("%s", reason)
     stopping = threading.Event()  # a SIGTERM/SIGINT arrived, or run is returning
 
     def on_signal(signum: int, _frame: object) -> None:

@@ -1,0 +1,1 @@
+"""Alembic migrations of the database handler's tables, shipped inside the package (`smshooks initdb`)."""
