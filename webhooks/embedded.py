@@ -25,6 +25,9 @@ from handlers.registry import check
 from .config import Settings
 
 ROUTES = ("/redoxygen/receipt", "/redoxygen/reply")
+# What an acknowledged event needs from Redis: every write in the append-only file, no RDB
+# snapshots. bench/faults starts its Redis with these same arguments (README "Faults").
+PERSISTENCE = ["--appendonly", "yes", "--appendfsync", "everysec", "--save", ""]
 
 
 def _socket_path(home: Path) -> Path:
@@ -40,8 +43,7 @@ def redis_command(home: Path, sock: Path) -> list[str]:
         raise SystemExit("redis-server is not installed: run bin/serve (it installs it), "
                          "or `apt-get install redis-server`, or set REDIS_URL")
     return [server, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
-            "--dir", str(home), "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-            "--daemonize", "no", "--logfile", str(home / "redis.log")]
+            "--dir", str(home), *PERSISTENCE, "--daemonize", "no", "--logfile", str(home / "redis.log")]
 
 
 def _check_port_free(host: str, port: int) -> None:
