@@ -13,6 +13,7 @@ from handlers.registry import build
 
 from .config import Settings
 from .events import load_events
+from .handled import already_handled, mark_handled
 from .queueing import dispatch_inbox, queue_for
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,13 @@ def handle(handler_name: str, events: list[dict[str, Any]]) -> int:
     handler = runtime().handlers.get(handler_name)
     if handler is None:
         raise LookupError(f"handler {handler_name!r} is not enabled in this worker's HANDLERS")
+    job = get_current_job()
+    if job is not None and already_handled(job.connection, job.id):
+        log.info("%s: job %s ran to the end before; not handling its events again", handler_name, job.id)
+        return 0
     handler.handle_batch(load_events(events))
+    if job is not None:  # see webhooks.handled: RQ may run a finished job again
+        mark_handled(job.connection, job.id, wait=runtime().settings.job_timeout)
     log.info("%s handled %d event(s)", handler_name, len(events))
     return len(events)
 
