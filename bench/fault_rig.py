@@ -91,6 +91,32 @@ class Stack:
         master = self.procs["web"].pid
         return sorted(pid for pid, (parent, _) in processes().items() if parent == master)
 
+    def start_half_request(self, path: str, body: str) -> tuple[socket.socket, int]:
+        """Send a callback's headers and half its body; the socket and the gunicorn worker now stuck in it."""
+        client = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        head = (f"POST {path}?token={SECRET} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+        client.sendall(head.encode() + body[: len(body) // 2].encode())
+        client_port = client.getsockname()[1]
+        worker = wait_for(lambda: self._worker_with_peer(client_port), timeout=10, interval=0.05)
+        return client, worker
+
+    def _worker_with_peer(self, client_port: int) -> int | None:
+        """The gunicorn worker holding the server side of the connection from `client_port` (read from /proc)."""
+        inodes = set()
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port, remote_port = int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16)
+            if local_port == self.port and remote_port == client_port:
+                inodes.add(f"socket:[{fields[9]}]")
+        for pid in self.web_workers():
+            try:
+                if inodes & {os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}:
+                    return pid
+            except OSError:
+                continue
+        return None
+
     def stop(self) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:
@@ -140,6 +166,10 @@ class TcpProxy:
         """The service is down: refuse new connections and cut the open ones."""
         with self._lock:
             if self._listener is not None:
+                try:  # close() alone leaves a thread blocked in accept() still accepting
+                    self._listener.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
                 self._listener.close()
                 self._listener = None
             for sock in self._sockets:
