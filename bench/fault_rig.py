@@ -40,9 +40,13 @@ def procfile_command(kind: str) -> list[str]:
 class Stack:
     """A private Redis with the embedded default's persistence, gunicorn and workers, all on loopback."""
 
-    def __init__(self, workdir: Path, env: dict[str, str], web_concurrency: int = 2) -> None:
+    def __init__(self, workdir: Path, env: dict[str, str], web_concurrency: int = 2,
+                 appendfsync: str | None = None) -> None:
         self.workdir = workdir
-        self.redis_server = RedisServer(workdir, args=tuple(PERSISTENCE))
+        persistence = list(PERSISTENCE)
+        if appendfsync:  # to measure another policy than the embedded default's
+            persistence[persistence.index("--appendfsync") + 1] = appendfsync
+        self.redis_server = RedisServer(workdir, args=tuple(persistence))
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = process_env({"REDIS_URL": self.redis_server.url, "WEBHOOK_SECRET": SECRET,

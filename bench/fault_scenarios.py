@@ -41,6 +41,7 @@ class Options:
     redis_outage: float = 10  # seconds Redis stays dead in scenario 2
     groups: int = 60  # messages in scenario 5 (9 callbacks each)
     pg_url: str = PG_URL
+    appendfsync: str | None = None  # Redis's fsync policy; None: the embedded default's (PERSISTENCE)
 
 
 def quick(workdir: Path) -> Options:
@@ -83,7 +84,7 @@ class Run:
         init_db(self.read_url)
         init_counter(self.counter)
         self.stack = Stack(self.workdir, {"DATABASE_URL": self.database_url, "HANDLERS": HANDLERS,
-                                          "FAULT_COUNTER_DB": self.counter, **env})
+                                          "FAULT_COUNTER_DB": self.counter, **env}, appendfsync=opts.appendfsync)
 
     def __enter__(self) -> Run:
         self.stack.redis_server.start()
