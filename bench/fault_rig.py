@@ -72,7 +72,7 @@ class Stack:
             assert web.poll() is None, f"web exited with {web.returncode}; see {self.workdir / 'web.log'}"
             try:
                 return requests.get(f"{self.base}/healthz", timeout=2).status_code == 200
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 return False
 
         wait_for(up, timeout=60, interval=0.2)
