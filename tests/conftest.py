@@ -37,8 +37,9 @@ def free_port() -> int:
 class RedisServer:
     """A redis-server of the tests' own, so tests can kill and restart it without touching anyone else's."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, args: tuple[str, ...] = ("--save", "", "--appendonly", "no")) -> None:
         self.workdir = workdir
+        self.args = list(args)  # persistence: none for the tests; bench/faults passes the embedded default's
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen | None = None
@@ -48,7 +49,7 @@ class RedisServer:
         if binary is None:
             pytest.exit("redis-server is not installed: run the tests with bin/test, which installs it", 2)
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", *self.args,
              "--dir", str(self.workdir), "--daemonize", "no"],
             stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 10

@@ -93,3 +93,17 @@ def test_reply_event_id_ignores_whitespace_but_not_words():
     assert a != reply_event_id("digitaleo", "124", "+33601020304", "Yes, see you at 5")
     assert a != reply_event_id("redoxygen", "123", "+33601020304", "Yes, see you at 5")
     assert a.startswith("digitaleo-")
+
+
+def test_id_with_extra_facts_of_an_event_without_provider_time_ignores_when_we_received_it():
+    # Red Oxygen replies carry no time: their EmailId was hashed with the receive time, so the
+    # same reply delivered three times became three events (found by bench/faults scenario 5).
+    from webhooks.events import event_id_for
+
+    def reply(received_at):
+        return Event(provider="redoxygen", kind=Kind.REPLY, status=Status.RECEIVED, message_id="123",
+                     sender="+61409000000", text="Yes", received_at=received_at)
+
+    later = reply(T + timedelta(seconds=3))
+    assert event_id_for(reply(T), "778899") == event_id_for(later, "778899")
+    assert event_id_for(reply(T), "778899") != event_id_for(reply(T), "778900")

@@ -1,8 +1,8 @@
 """`smshooks run`: the whole service on one machine — a Redis it owns, SQLite, web and worker.
 
 Redis is Debian's `redis-server`, started here on a private Unix socket with the
-append-only file on (`appendfsync everysec`), so an acknowledged event survives a
-Redis restart. Each child is restarted if it dies, up to a crash loop.
+append-only file on (`appendfsync always`), so an acknowledged event survives a
+Redis restart, a Redis crash and a machine crash. Each child is restarted if it dies, up to a crash loop.
 """
 
 from __future__ import annotations
@@ -25,6 +25,11 @@ from handlers.registry import check
 from .config import Settings
 
 ROUTES = ("/redoxygen/receipt", "/redoxygen/reply")
+# What an acknowledged event needs from Redis: every write in the append-only file and on disk
+# (fsync) before Redis answers, so a 200 survives a crash of Redis and of the machine; no RDB
+# snapshots. `everysec` survives a Redis crash too but can lose the last second on a machine
+# crash, for twice the ingest rate (README "Faults"). bench/faults starts its Redis with these.
+PERSISTENCE = ["--appendonly", "yes", "--appendfsync", "always", "--save", ""]
 
 
 def _socket_path(home: Path) -> Path:
@@ -40,8 +45,7 @@ def redis_command(home: Path, sock: Path) -> list[str]:
         raise SystemExit("redis-server is not installed: run bin/serve (it installs it), "
                          "or `apt-get install redis-server`, or set REDIS_URL")
     return [server, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
-            "--dir", str(home), "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-            "--daemonize", "no", "--logfile", str(home / "redis.log")]
+            "--dir", str(home), *PERSISTENCE, "--daemonize", "no", "--logfile", str(home / "redis.log")]
 
 
 def _check_port_free(host: str, port: int) -> None:

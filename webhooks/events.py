@@ -83,7 +83,10 @@ def event_id_for(event: Event, *extra: str) -> str:
     Only provider facts go in, never `received_at`: a re-delivered callback hashes the same.
     `extra` takes a provider's own identifiers of the fact, where it has some.
     """
-    provider_time = event.occurred_at.astimezone(timezone.utc).isoformat() if event.occurred_at else ""
+    # An event built without a provider time has `occurred_at` defaulted to `received_at`
+    # (__post_init__), so a caller adding `extra` after construction must not hash it.
+    has_provider_time = event.occurred_at is not None and event.occurred_at != event.received_at
+    provider_time = event.occurred_at.astimezone(timezone.utc).isoformat() if has_provider_time else ""
     facts = [
         event.provider,
         event.kind.value,

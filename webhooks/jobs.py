@@ -18,6 +18,7 @@ from . import metrics
 from .config import ConfigError, Settings
 from .events import load_events
 from .failures import out_of_retries, reason_of, send_fallback
+from .handled import already_handled, mark_handled
 from .queueing import dispatch_inbox, queue_for
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,12 @@ def handle(handler_name: str, events: list[dict[str, Any]]) -> int:
                           or f"handler {handler_name!r} is not enabled in this worker's HANDLERS")
     # The current scope is the one the RQ integration opens per job: the tag names the failing handler.
     sentry_sdk.get_current_scope().set_tag("handler", handler_name)
+    if job is not None and already_handled(job.connection, job.id):
+        log.info("%s: job %s ran to the end before; not handling its events again", handler_name, job.id)
+        return 0
     handler.handle_batch(load_events(events))
+    if job is not None:  # see webhooks.handled: RQ may run a finished job again
+        mark_handled(job.connection, job.id, wait=runtime().settings.job_timeout)
     log.info("%s handled %d event(s)", handler_name, len(events))
     return len(events)
 
