@@ -316,3 +316,14 @@ def test_smshooks_run_with_a_bad_setting_starts_nothing(tmp_path):
     assert "WEBHOOK_SECRET must be at least 16 characters" in result.stderr
     assert not [cmd for _, cmd in processes().values() if str(tmp_path / "home") in cmd]
     assert not (tmp_path / "home" / "redis.log").exists(), "a Redis was started before the settings were checked"
+
+
+def test_embedded_redis_fsync_policy_is_checked_before_anything_starts():
+    from webhooks.config import ConfigError
+    from webhooks.embedded import persistence, redis_command
+
+    assert persistence(None)[persistence(None).index("--appendfsync") + 1] == "always"
+    assert persistence("everysec")[persistence("everysec").index("--appendfsync") + 1] == "everysec"
+    assert "--appendonly" in redis_command(ROOT, ROOT / "x.sock", "everysec")
+    with pytest.raises(ConfigError, match="REDIS_APPENDFSYNC"):
+        persistence("no")

@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from handlers.database import init_db
 from handlers.registry import check
 
-from .config import Settings
+from .config import ConfigError, Settings
 
 ROUTES = ("/redoxygen/receipt", "/redoxygen/reply")
 # What an acknowledged event needs from Redis: every write in the append-only file and on disk
@@ -39,13 +39,24 @@ def _socket_path(home: Path) -> Path:
     return Path("/tmp") / f"smshooks-{hashlib.sha1(str(home).encode()).hexdigest()[:12]}.sock"
 
 
-def redis_command(home: Path, sock: Path) -> list[str]:
+def persistence(appendfsync: str | None) -> list[str]:
+    """PERSISTENCE, with REDIS_APPENDFSYNC's policy when one is set (`always` or `everysec`)."""
+    if appendfsync in (None, ""):
+        return list(PERSISTENCE)
+    if appendfsync not in ("always", "everysec"):
+        raise ConfigError(f"REDIS_APPENDFSYNC must be 'always' or 'everysec', got {appendfsync!r}")
+    args = list(PERSISTENCE)
+    args[args.index("--appendfsync") + 1] = appendfsync
+    return args
+
+
+def redis_command(home: Path, sock: Path, appendfsync: str | None = None) -> list[str]:
     server = shutil.which("redis-server")
     if server is None:
         raise SystemExit("redis-server is not installed: run bin/serve (it installs it), "
                          "or `apt-get install redis-server`, or set REDIS_URL")
     return [server, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
-            "--dir", str(home), *PERSISTENCE, "--daemonize", "no", "--logfile", str(home / "redis.log")]
+            "--dir", str(home), *persistence(appendfsync), "--daemonize", "no", "--logfile", str(home / "redis.log")]
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -139,11 +150,12 @@ def run(env: dict[str, str]) -> int:
     # Everything that can be checked is checked before anything is started.
     settings = Settings.from_env(env)
     check(settings.handlers)
+    redis_cmd = redis_command(home, sock, env.get("REDIS_APPENDFSYNC")) if own_redis else []
     _check_port_free(env.get("HOST") or "0.0.0.0", int(env["PORT"]))
     supervisor = Supervisor(env)
     try:
         if own_redis:
-            _wait_for_redis(env["REDIS_URL"], supervisor.start("redis", redis_command(home, sock)))
+            _wait_for_redis(env["REDIS_URL"], supervisor.start("redis", redis_cmd))
         if "database" in settings.handlers:
             init_db(settings.database_url)
     except BaseException:  # SystemExit from _wait_for_redis too: never leave our Redis running
