@@ -22,20 +22,13 @@ import json
 import time
 from urllib.parse import urlencode, urlsplit
 
+from bench.paced_sender import percentile
+
 HTTP_TIMEOUT = 10  # seconds; bounds every request, so the run always ends
 MAX_IN_FLIGHT = 512  # beyond this the sender itself is the limit; lateness then shows it
 
 RECEIPT = ('{"Messages":{"Count":1,"1":{"SMSId":%d,"DestTn":"+61409000000","Result":"0000",'
            '"ResultText":"Delivered","Timestamp":"2024-09-20T04:39:13.819Z"}}}')
-
-
-def percentile(values: list[float], pct: float) -> float | None:
-    """Nearest-rank percentile; None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(pct / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
 
 
 def kinds_pattern(mix: tuple[int, int, int]) -> list[str]:

@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from handlers.database import init_db
 from tests.conftest import SECRET, free_port, process_env, run_worker, wait_for
 from tests.providers.test_redoxygen import MESSAGE_1, REPLY
-from tests.test_processes import WORKER, gunicorn, running
+from tests.test_processes import WORKER, gunicorn, running, wait_until_up
 from webhooks import create_app
 from webhooks.queueing import queue_for
 
@@ -49,19 +49,6 @@ def value(samples, name: str, **labels: str) -> float:
 
 def callbacks(samples, outcome: str, code: str, provider: str = "redoxygen") -> float:
     return value(samples, "smshooks_callbacks_total", provider=provider, outcome=outcome, code=code)
-
-
-def wait_until_up(base: str, procs) -> None:
-    """As test_processes' helper, but a slow first answer (workers still booting on a busy machine) is waited out."""
-    def up():
-        for p in procs:
-            assert p.poll() is None, f"{p.args[0]} exited: {p.stdout.read()}"
-        try:
-            return requests.get(f"{base}/healthz", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    wait_for(up, timeout=60)
 
 
 def test_metrics_needs_the_secret(client):

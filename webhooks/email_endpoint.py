@@ -24,18 +24,15 @@ from email.message import EmailMessage
 from urllib.parse import parse_qsl
 
 from flask import Response, current_app, request
-from redis.exceptions import RedisError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from . import metrics
 from .access import admit
-from .endpoint import RETRY_AFTER_SECONDS, Responder
-from .events import EVENT_SCHEMA, utcnow
+from .endpoint import Responder, store_and_answer
+from .events import utcnow
 from .inbound_email import parse_email
 from .mail_text import looks_like_email, read_headers
 from .payload import BadPayload, read_body
 from .providers import ParseContext
-from .redis_store import get_ingest
 from .security import scrub
 
 log = logging.getLogger("webhooks.email")
@@ -67,15 +64,7 @@ def handle_inbound_email(responder: Responder | None = None) -> Response:
 
     ctx = ParseContext(received_at=utcnow(), phone_region=settings.phone_region)
     events = parse_email(raw, ctx, settings.webhook_secret)
-    try:
-        stored = get_ingest().store([(e.event_id, json.dumps(EVENT_SCHEMA.dump(e))) for e in events])
-    except RedisError as err:
-        log.warning("Redis unavailable, answering 503: %s", type(err).__name__)
-        response = responder.error(503, "temporarily unable to store the email; retry later")
-        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response
-    metrics.events_stored(events, stored)
-    return responder.ok(events, stored)
+    return store_and_answer(events, responder, "email")
 
 
 def message_bytes(body: bytes) -> bytes:

@@ -87,11 +87,16 @@ def handle_callback(parse: Parser, responder: Responder, decoder: Decoder = deco
         _log_unparsed(body, str(err))
         return responder.error(400, "the callback is not what the provider sends", scrub(err.errors, secret))
 
+    return store_and_answer(events, responder)
+
+
+def store_and_answer(events: list[Event], responder: Responder, what: str = "callback") -> Response:
+    """The 200 once every event is in Redis (duplicates acknowledged), or a 503 to retry."""
     try:
         stored = get_ingest().store([(e.event_id, json.dumps(EVENT_SCHEMA.dump(e))) for e in events])
     except RedisError as err:
         log.warning("Redis unavailable, answering 503: %s", type(err).__name__)
-        response = responder.error(503, "temporarily unable to store the callback; retry later")
+        response = responder.error(503, f"temporarily unable to store the {what}; retry later")
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
     metrics.events_stored(events, stored)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
+from typing import Any
 
+from marshmallow import ValidationError, fields
+
+from ..events import Event, Kind, Status, reply_event_id
 from ..phones import to_e164
 
 
@@ -29,3 +33,34 @@ class ParseContext:
 
     def phone(self, number: str | None) -> str | None:
         return to_e164(number, self.phone_region)
+
+
+def is_number(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts '¹' and '٣', which int() then refuses."""
+    return text.isascii() and text.isdigit()
+
+
+class Code(fields.Field):
+    """A provider code or id sent as a string or a number: `"0000"`, `0`, `123`."""
+
+    def __init__(self, *, pad: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pad = pad
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise ValidationError(f"must be a string or a whole number, got {type(value).__name__}")
+        text = str(value).strip()
+        if not text:
+            raise ValidationError("must not be empty")
+        if len(text) > 64:
+            raise ValidationError("is longer than 64 characters")
+        return text.zfill(self.pad) if self.pad and is_number(text) else text
+
+
+def reply_event(ctx: ParseContext, provider: str, message_id: str, sender: str | None, text: str | None,
+                **extra: Any) -> Event:
+    """A reply from a phone, with the id every route that carries it agrees on (events.reply_event_id)."""
+    return Event(provider=provider, kind=Kind.REPLY, status=Status.RECEIVED, final=True, message_id=message_id,
+                 sender=sender, text=text, received_at=ctx.received_at,
+                 event_id=reply_event_id(provider, message_id, sender, text), **extra)

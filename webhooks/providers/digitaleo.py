@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from datetime import datetime, timezone, tzinfo
 from typing import Any
 
-from ..events import Event, Kind, Status, reply_event_id
-from . import ParseContext, ParseError
+from ..events import Event, Kind, Status
+from . import ParseContext, ParseError, reply_event
 
 NAME = "digitaleo"
 
@@ -111,20 +111,8 @@ def parse_record(record: Any, ctx: ParseContext, zone: tzinfo) -> list[Event]:
     )]
     response = record.get("response")
     if code == "rep" and isinstance(response, str) and response.strip():
-        events.append(Event(
-            provider=NAME,
-            kind=Kind.REPLY,
-            status=Status.RECEIVED,
-            final=True,
-            message_id=sms_id,
-            sender=phone,
-            text=response,
-            occurred_at=occurred_at,
-            received_at=ctx.received_at,
-            raw=dict(record),
-            # The same id as the reply read from Digitaleo's response email.
-            event_id=reply_event_id(NAME, sms_id, phone, response),
-        ))
+        # reply_event's id is the one the reply read from Digitaleo's response email gets too.
+        events.append(reply_event(ctx, NAME, sms_id, phone, response, occurred_at=occurred_at, raw=dict(record)))
     return events
 
 

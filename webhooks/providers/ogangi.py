@@ -26,9 +26,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load
 
-from ..events import Event, Kind, Status, reply_event_id
-from . import ParseContext, ParseError
-from .redoxygen import Code  # a code or id sent as a string or a whole number
+from ..events import Event, Kind, Status
+from . import Code, ParseContext, ParseError, reply_event
 
 NAME = "ogangi"
 
@@ -168,19 +167,5 @@ def _reply(f: dict[str, Any], raw: Mapping[str, Any], ctx: ParseContext) -> Even
     # The object does not name the message answered, so an MO is known by its own id;
     # reply_event_id (id, phone, text; no time) keeps it stable across routes that write
     # the date differently.
-    return Event(
-        provider=NAME,
-        kind=Kind.REPLY,
-        status=Status.RECEIVED,
-        final=True,
-        message_id=f["id"],
-        sender=sender,
-        recipient=f["to"],
-        text=f["text"],
-        provider_status=f["status"],
-        description=f["status_description"],
-        occurred_at=f["date"],
-        received_at=ctx.received_at,
-        raw=dict(raw),
-        event_id=reply_event_id(NAME, f["id"], sender, f["text"]),
-    )
+    return reply_event(ctx, NAME, f["id"], sender, f["text"], recipient=f["to"], provider_status=f["status"],
+                       description=f["status_description"], occurred_at=f["date"], raw=dict(raw))

@@ -25,42 +25,19 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 
-from ..events import Event, Kind, Status, reply_event_id
-from . import ParseContext, ParseError
+from ..events import Event, Kind, Status
+from . import Code, ParseContext, ParseError, is_number, reply_event
 
 NAME = "redoxygen"
-
-
-def _is_number(text: str) -> bool:
-    """ASCII digits only: str.isdigit() also accepts '¹' and '٣', which int() then refuses."""
-    return text.isascii() and text.isdigit()
 
 
 def _receipt_status(code: str) -> Status:
     """0000 delivered; 2011-2100 sending errors; 2001-2010 authentication errors (not sent either)."""
     if code == "0000":
         return Status.DELIVERED
-    if _is_number(code) and 2001 <= int(code) <= 2100:
+    if is_number(code) and 2001 <= int(code) <= 2100:
         return Status.FAILED
     return Status.UNKNOWN
-
-
-class Code(fields.Field):
-    """A provider code or id sent as a string or a number: `"0000"`, `0`, `123`."""
-
-    def __init__(self, *, pad: int = 0, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.pad = pad
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise ValidationError(f"must be a string or a whole number, got {type(value).__name__}")
-        text = str(value).strip()
-        if not text:
-            raise ValidationError("must not be empty")
-        if len(text) > 64:
-            raise ValidationError("is longer than 64 characters")
-        return text.zfill(self.pad) if self.pad and _is_number(text) else text
 
 
 class Timestamp(fields.DateTime):
@@ -141,7 +118,7 @@ def receipt_messages(payload: Mapping[str, Any]) -> list[tuple[str, Any]]:
         return [(f"{prefix}{i}.", m) for i, m in enumerate(container)]
     if not isinstance(container, dict):
         return [(prefix, container)]
-    numbered = sorted((k for k in container if _is_number(str(k))), key=int)
+    numbered = sorted((k for k in container if is_number(str(k))), key=int)
     if numbered:
         return [(f"{prefix}{k}.", container[k]) for k in numbered]
     lowered = _lower(container)
@@ -203,23 +180,12 @@ def parse_receipt(payload: Mapping[str, Any], ctx: ParseContext) -> list[Event]:
 def parse_reply(payload: Mapping[str, Any], ctx: ParseContext) -> list[Event]:
     fields_ = _load(_REPLY, payload, "")
     sender = ctx.phone(fields_["dest_tn"])
-    return [Event(
-        provider=NAME,
-        kind=Kind.REPLY,
-        status=Status.RECEIVED,
-        final=True,
-        message_id=fields_["sms_id"],
-        sender=sender,
-        text=fields_["reply_text"],
-        description=f"Reply from {fields_['dest_name']}" if fields_["dest_name"] else None,
-        received_at=ctx.received_at,
-        raw=dict(payload),
-        # Red Oxygen gives a reply no time. The id is the one every route agrees on (the SMS
-        # answered, the phone, the text): a reply Red Oxygen forwards by email when this
-        # callback failed carries no EmailId we can rely on, so hashing the EmailId here
-        # would store the same reply twice when it arrives both ways.
-        event_id=reply_event_id(NAME, fields_["sms_id"], sender, fields_["reply_text"]),
-    )]
+    # Red Oxygen gives a reply no time. A reply it forwards by email when this callback failed
+    # carries no EmailId we can rely on, so the id is reply_event_id's (SMS, phone, text) alone:
+    # hashing the EmailId would store the same reply twice when it arrives both ways.
+    return [reply_event(ctx, NAME, fields_["sms_id"], sender, fields_["reply_text"],
+                        description=f"Reply from {fields_['dest_name']}" if fields_["dest_name"] else None,
+                        raw=dict(payload))]
 
 
 # Red Oxygen reads the outcome from `<RESULT>` in an HTML body.

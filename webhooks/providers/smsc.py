@@ -32,9 +32,8 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
 
-from ..events import Event, Kind, Status, event_id_for, reply_event_id
-from . import ParseContext, ParseError, SignatureError
-from .redoxygen import Code  # a code or id sent as a string or a whole number
+from ..events import Event, Kind, Status, event_id_for
+from . import Code, ParseContext, ParseError, SignatureError, reply_event
 
 NAME = "smsc"
 DEFAULT_CHARSET = "windows-1251"  # SMSC's documented default for the handler
@@ -186,17 +185,5 @@ def _incoming(f: dict[str, Any], ctx: ParseContext, raw: dict[str, Any]) -> Even
     # known by its own id. reply_event_id (id, phone, text; no time) rather than
     # event_id_for: SMSC also serves incoming SMS through its API, whose times are
     # written differently, and the same SMS read there must get the same id.
-    return Event(
-        provider=NAME,
-        kind=Kind.REPLY,
-        status=Status.RECEIVED,
-        final=True,
-        message_id=f["id"],
-        sender=sender,
-        recipient=ctx.phone(f["to"]),
-        text=f["mes"],
-        occurred_at=_unix_time(f["sent"], f["time"]),
-        received_at=ctx.received_at,
-        raw=raw,
-        event_id=reply_event_id(NAME, f["id"], sender, f["mes"]),
-    )
+    return reply_event(ctx, NAME, f["id"], sender, f["mes"], recipient=ctx.phone(f["to"]),
+                       occurred_at=_unix_time(f["sent"], f["time"]), raw=raw)
