@@ -26,6 +26,10 @@ from bench.fault_handlers import deliveries, init_counter
 from bench.fault_rig import SECRET, Stack, TcpProxy, wait_for
 from bench.fault_sender import REORDERED_FINAL, receipt
 from handlers.database import init_db, make_engine
+from tests.digitaleo_standin import DigitaleoStandIn, made_up_history
+from webhooks.events import utcnow
+from webhooks.providers import ParseContext
+from webhooks.providers.digitaleo import parse_records
 from webhooks.queueing import INBOX, queue_for
 
 HANDLERS = "database,bench.fault_handlers:Counter"
@@ -83,10 +87,18 @@ class Run:
         self.counter = str(self.workdir / "deliveries.db")
         init_db(self.read_url)
         init_counter(self.counter)
+        # Pings ask the Digitaleo stand-in (in this process) in lookup mode: only what was pinged is
+        # read, so a lost ping shows as lost statuses; no safety sync to make up for one.
+        self.api = DigitaleoStandIn()
+        self.api.on_demand = True
+        digitaleo = {**self.api.env(), "DIGITALEO_MODE": "lookup", "DIGITALEO_PING_DELAY": "1",
+                     "DIGITALEO_SAFETY_INTERVAL": "0"}
         self.stack = Stack(self.workdir, {"DATABASE_URL": self.database_url, "HANDLERS": HANDLERS,
-                                          "FAULT_COUNTER_DB": self.counter, **env}, appendfsync=opts.appendfsync)
+                                          "FAULT_COUNTER_DB": self.counter, **digitaleo, **env},
+                           appendfsync=opts.appendfsync)
 
     def __enter__(self) -> Run:
+        self.api.start()
         self.stack.redis_server.start()
         self.stack.start_web()
         self.stack.start_worker()
@@ -94,6 +106,7 @@ class Run:
 
     def __exit__(self, *exc: object) -> None:
         self.stack.stop()
+        self.api.stop()
 
     def stored(self) -> set[str]:
         engine = make_engine(self.read_url)
@@ -112,7 +125,7 @@ class Run:
 
     def tally(self, sent: dict, deadline: float) -> Outcome:
         """Wait (up to `deadline` s) until every acknowledged event is stored and the service is idle; count."""
-        acked = set(sent["acked"])
+        acked = set(sent["acked"]) | ping_events(sent.get("acked_pings", []))
 
         def drained() -> bool:
             return acked <= self.stored() and acked <= deliveries(self.counter).keys() and self.idle()
@@ -131,8 +144,19 @@ class Run:
                   if j.startswith("handle-")]
         if failed:
             outcome.problems.append(f"{len(failed)} handler job(s) failed for good: {failed[:3]}")
-        outcome.notes.append(f"answers {sent['statuses']}")
+        outcome.notes.append(f"answers {sent['statuses']}; {len(set(sent.get('acked_pings', [])))} pings acknowledged, "
+                             f"{self.api.calls['smsstatus']} /smsstatus calls")
         return outcome
+
+
+def ping_events(sms_ids: list[str]) -> set[str]:
+    """The event ids an acknowledged ping must lead to: those of the history the stand-in gives its SMS."""
+    from zoneinfo import ZoneInfo
+
+    records = [record for sms_id in set(sms_ids) for record in made_up_history(sms_id)]
+    events, bad = parse_records(records, ParseContext(received_at=utcnow()), ZoneInfo("Europe/Paris"))
+    assert not bad, bad
+    return {event.event_id for event in events}
 
 
 def _sender_timeout(seconds: float) -> float:

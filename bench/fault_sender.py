@@ -7,11 +7,11 @@ Callback n (first_id, first_id + 1, ...) is built by the mix's generator `mix[n 
 a generator returns the path, body and headers of one provider callback. Every callback asks
 for a JSON answer, whose `event_ids` are the events the service acknowledged.
 
-To add a provider (Digitaleo pings, say), write a generator like `receipt` below and add it to
-GENERATORS and to the mixes that should carry it; the scenarios need no change.
+A Digitaleo ping carries no event: its answer names the SMS (`sms_id`), which the scenario turns
+into the events the stand-in API holds for it (tests.digitaleo_standin.made_up_history).
 
 Prints one JSON object on stdout: what paced_sender prints, plus `acked` (every acknowledged
-event id, repeats included) and `acked_callbacks`.
+event id, repeats included), `acked_pings` (the SMS ids of acknowledged pings) and `acked_callbacks`.
 """
 
 from __future__ import annotations
@@ -69,9 +69,15 @@ def reordered(n: int) -> Callback:
     return _receipt(group, result, f"code {result}", timestamp)
 
 
-GENERATORS: dict[str, Callable[[int], Callback]] = {"receipt": receipt, "reply": reply, "reordered": reordered}
+def ping(n: int) -> Callback:
+    """A Digitaleo ping for SMS n: the worker then asks the stand-in API what happened to it."""
+    return f"/digitaleo/ping?sms_id={n}", "", {"Accept": "application/json"}
+
+
+GENERATORS: dict[str, Callable[[int], Callback]] = {"receipt": receipt, "reply": reply, "reordered": reordered,
+                                                    "ping": ping}
 MIXES = {
-    "steady": ["receipt", "receipt", "receipt", "reply"],  # Digitaleo pings join here once they exist
+    "steady": ["receipt", "receipt", "receipt", "reply", "ping"],
     "reordered": ["reordered"],
 }
 
@@ -84,18 +90,23 @@ class FaultSender(PacedSender):
         self.secret = secret
         self.mix = [GENERATORS[name] for name in MIXES[mix]]
         self.acked: list[str] = []
+        self.acked_pings: list[str] = []
         self._acked_lock = threading.Lock()
 
     def _post(self, n: int) -> str:
         path, body, headers = self.mix[n % len(self.mix)](n)
         conn = http.client.HTTPConnection(self.host, self.port, timeout=HTTP_TIMEOUT)
         try:
-            conn.request("POST", f"{path}?token={self.secret}", body, headers)
+            conn.request("POST", f"{path}{'&' if '?' in path else '?'}token={self.secret}", body, headers)
             response = conn.getresponse()
             answer = response.read()
             if 200 <= response.status < 300:
+                data = json.loads(answer)
                 with self._acked_lock:
-                    self.acked += json.loads(answer)["event_ids"]
+                    if "sms_id" in data:  # a ping: its events come from the API, later
+                        self.acked_pings.append(data["sms_id"])
+                    else:
+                        self.acked += data["event_ids"]
             return str(response.status)
         except (OSError, http.client.HTTPException) as err:
             return f"error:{type(err).__name__}"
@@ -117,6 +128,7 @@ def main() -> None:
     result = sender.run(args.threads)
     result["acked_callbacks"] = sum(n for status, n in sender.statuses.items() if status.startswith("2"))
     result["acked"] = sender.acked
+    result["acked_pings"] = sender.acked_pings
     print(json.dumps(result))
 
 

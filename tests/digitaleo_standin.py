@@ -39,6 +39,7 @@ class DigitaleoStandIn:
         self.failures: list[int] = []  # statuses the next API requests answer with, one each
         self.slow: list[float] = []  # seconds the next API requests wait before answering, one each
         self.seconds = itertools.count()
+        self.on_demand = False  # /smsstatus makes up `made_up_history` for an id it has never seen
         self.server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_QuietHandler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -146,9 +147,20 @@ class DigitaleoStandIn:
         offset = int(request.args.get("offset") or 0)
         with self.lock:
             self.asked.append(ids)
+            if self.on_demand:
+                for i in ids:
+                    self.history.setdefault(i, made_up_history(i))
             found = [record for i in ids for record in self.history.get(i, [])]
         page = found[offset:offset + limit] if limit else found[offset:]
         return _json({"size": len(page), "total": None, "list": page, "httpStatusCode": 200})
+
+
+def made_up_history(sms_id: str) -> list[dict[str, Any]]:
+    """A sent-then-delivered history, the same for the same id every time (bench/faults knows it in advance)."""
+    base = 1_700_000_000 + int(sms_id) % 1_000_000
+    return [{"smsId": str(sms_id), "status": status, "recipient": "+33601010101", "mailingId": "10002398",
+             "date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(base + step)), "description": f"status {status}",
+             "response": None} for step, status in enumerate(("on", "ok"))]
 
 
 def _json(body: dict[str, Any], status: int = 200) -> Response:
