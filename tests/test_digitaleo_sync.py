@@ -314,3 +314,25 @@ def test_api_calls_reach_metrics_by_endpoint_and_outcome(env, redis, api):
     counted = {k: value(samples, "smshooks_api_calls_total", provider="digitaleo", endpoint=k, outcome=o)
                for k, o in (("token", "ok"), ("status", "ok"), ("smsstatus", "http_4xx"))}
     assert counted == {"token": 1, "status": 1, "smsstatus": 1}
+
+
+def test_lookup_pings_during_a_sync_wait_for_the_next_one(env, redis, api):
+    import threading
+
+    from webhooks.digitaleo_sync import DUE
+
+    settings = settings_for(env, api, DIGITALEO_MODE="lookup")
+    for sms_id in ("1", "2"):
+        api.add_status(sms_id, "ok")
+    ping(redis, settings, "1")
+    client(settings, redis).token()  # so the slow answer below is the /smsstatus call
+    api.answer_slowly(0.6)
+    late = threading.Timer(0.2, ping, (redis, settings, "2"))  # arrives while "1" is being asked about
+    late.start()
+    sync(redis, settings)
+    late.join()
+    # One call for the batch it took; the late id is left to the sync its own ping scheduled.
+    assert api.asked == [["1"]]
+    assert redis.smembers(PENDING) == {b"2"} and redis.exists(DUE)
+    sync(redis, settings)
+    assert api.asked == [["1"], ["2"]]
