@@ -54,3 +54,22 @@ def test_sensitive_keys_and_header_pairs_are_filtered():
     assert scrubbed["extra"]["pairs"] == [["Authorization", FILTERED], ["X-Other", "ok"]]
     assert scrubbed["extra"]["DestTn"] == "********123"
     assert scrubbed["timestamp"] == 1732364061.5
+
+
+def test_logs_lose_every_configured_secret_not_only_the_webhook_secret(env, caplog):
+    import logging
+
+    from webhooks import create_app
+
+    hook = "https://hooks.slack.com/services/T0001/B0002/s3cr3tS1ackP4th"
+    create_app({**env, "SLACK_WEBHOOK_URL": hook, "SMTP_URL": "smtp://mailer:Sm7pPassw0rd@mail.example:587"})
+    log = logging.getLogger("handlers.slack")
+    with caplog.at_level(logging.INFO):
+        log.warning("posting to %s failed; SMTP_URL smtp://mailer:Sm7pPassw0rd@mail.example:587", hook)
+        try:
+            raise RuntimeError(f"refused by {hook}")
+        except RuntimeError:
+            log.exception("handler failed")
+    text = caplog.text
+    assert "s3cr3tS1ackP4th" not in text and "Sm7pPassw0rd" not in text
+    assert "[secret]" in text and "posting to" in text

@@ -21,7 +21,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     """Build the web app from the environment; `config` overrides environment variables (tests)."""
     settings = Settings.from_env({**os.environ, **(config or {})})
     check(settings.handlers)  # an unknown handler name stops start-up here, not in the worker hours later
-    redact_logs(settings.webhook_secret)
+    redact_logs(settings, {**os.environ, **(config or {})})
     init_sentry(settings, web=True, env={**os.environ, **(config or {})})
 
     app = Flask(__name__)

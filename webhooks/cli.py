@@ -43,7 +43,7 @@ def _smtpd(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     smtpd = SmtpdSettings.from_env(os.environ)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    redact_logs(settings.webhook_secret)
+    redact_logs(settings)
     init_sentry(settings, web=False)  # logged errors (a 451 for a bug) reach Sentry, secret scrubbed
     return run(settings, smtpd)
 

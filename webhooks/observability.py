@@ -10,7 +10,6 @@ from typing import Any
 
 from .config import Settings
 from .redaction import scrub_value, secrets_from_env
-from .security import secret_list
 
 
 def init_sentry(settings: Settings, web: bool, env: Mapping[str, str] | None = None) -> bool:
@@ -49,14 +48,17 @@ def _scrubbed_event(event: dict[str, Any], secrets: tuple[str, ...]) -> dict[str
     return scrub_value(event, secrets)
 
 
-def redact_logs(secrets: str | tuple[str, ...] | None) -> None:
-    """Remove the secrets (WEBHOOK_SECRET's, all of them) from every log record this process makes.
+def redact_logs(settings: Settings, env: Mapping[str, str] | None = None) -> None:
+    """Remove every configured secret from every log record this process makes.
+
+    The secrets are WEBHOOK_SECRET's (all of them) and those Sentry reports are scrubbed of
+    (redaction.secrets_from_env: API secrets, passwords in URLs, SLACK_WEBHOOK_URL, ...).
 
     A handler (often someone else's code) may put the secret in an exception message;
     RQ logs that traceback. Done in the record factory, so no handler or formatter,
     ours or a library's, ever sees the secret.
     """
-    secrets = secret_list(secrets)
+    secrets = secrets_from_env(os.environ if env is None else env, settings.webhook_secrets)
     if not secrets:
         return
     make_record = logging.getLogRecordFactory()

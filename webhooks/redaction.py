@@ -27,7 +27,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 FILTERED = "[Filtered]"
-SECRET_ENV_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL")
+# WEBHOOK_URL: an incoming-webhook URL (SLACK_WEBHOOK_URL) is itself the credential that posts to it.
+SECRET_ENV_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL|WEBHOOK_URL")
 MIN_SCRUBBED_LENGTH = 6  # a shorter "secret" (a port, "true") would mangle ordinary text and protect nothing
 
 SENSITIVE_KEY = re.compile(

@@ -68,7 +68,7 @@ def _kick_forever(settings: Settings, stop: threading.Event) -> None:
 
 def run(settings: Settings, burst: bool = False) -> int:
     """Work until asked to stop; reconnect (with backoff) whenever Redis goes away."""
-    redact_logs(settings.webhook_secret)
+    redact_logs(settings)
     init_sentry(settings, web=False)
     runtime = jobs.Runtime.from_env()
     if not runtime.handlers:
