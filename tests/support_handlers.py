@@ -62,10 +62,11 @@ class Leaky(Handler):
     def from_env(cls, env):
         handler = cls()
         handler.secret = env["WEBHOOK_SECRET"]
+        handler.url = env.get("LEAK") or f"https://hooks.example.com/in?token={handler.secret}"
         return handler
 
     def handle(self, event):
-        raise ConnectionError(f"POST https://hooks.example.com/in?token={self.secret} failed")
+        raise ConnectionError(f"POST {self.url} failed")
 
 
 class Broken(Handler):

@@ -144,3 +144,14 @@ def test_fallback_email_never_carries_the_secret(env, redis):
         [mail] = sink.to("fallback@example.com")
     assert "token=" in mail.get_content()
     assert SECRET not in mail.as_string()
+
+
+def test_fallback_email_never_carries_any_configured_secret(env, redis):
+    hook = "https://hooks.slack.com/services/T0001/B0002/s3cr3tS1ackP4th"
+    with smtp_server() as (sink, url):
+        env = {**env, "HANDLERS": "tests.support_handlers:Leaky", "RETRY_INTERVALS": "none", "SMTP_URL": url,
+               "FALLBACK_EMAIL_TO": "fallback@example.com", "SLACK_WEBHOOK_URL": hook, "LEAK": hook}
+        post_receipts(create_app(env).test_client(), "0000")
+        work(env)
+        [mail] = sink.to("fallback@example.com")
+    assert "s3cr3tS1ackP4th" not in mail.as_string() and "[secret]" in mail.get_content()

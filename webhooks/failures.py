@@ -20,7 +20,7 @@ from rq.job import Job
 from handlers.mail import EmailHandler, one_line
 
 from .events import load_events
-from .security import scrub
+from .security import Secrets, scrub
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def out_of_retries(job: Job) -> bool:
     return not job.retries_left  # None (no retry policy) or 0
 
 
-def fallback_message(fallback: EmailHandler, job: Job, reason: str, secret: str | None) -> Any:
+def fallback_message(fallback: EmailHandler, job: Job, reason: str, secret: Secrets) -> Any:
     """The mail saying which handler failed, why, and what it could not deliver."""
     handler, events = job.args[0], load_events(job.args[1])
     attempts = job.meta.get("attempts", 1)
@@ -59,7 +59,7 @@ def fallback_message(fallback: EmailHandler, job: Job, reason: str, secret: str 
     return fallback.message(f"smshooks: {handler} failed for {len(events)} event(s): {scrub(reason, secret)}", body)
 
 
-def send_fallback(fallback: EmailHandler | None, job: Job, reason: str, secret: str | None) -> bool:
+def send_fallback(fallback: EmailHandler | None, job: Job, reason: str, secret: Secrets) -> bool:
     """Mail the failed job's events; False (logged) when there is no fallback or it failed too."""
     if fallback is None:
         log.error("handler job %s failed for good (%s); no FALLBACK_EMAIL_TO configured", job.id, reason)

@@ -20,6 +20,7 @@ from .events import load_events
 from .failures import out_of_retries, reason_of, send_fallback
 from .handled import already_handled, mark_handled
 from .queueing import dispatch_inbox, queue_for
+from .redaction import secrets_from_env
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +29,15 @@ class Runtime:
     """What a worker builds once and reuses for every job: settings and handlers."""
 
     def __init__(self, settings: Settings, handlers: dict[str, Handler], policies: dict[str, Policy] | None = None,
-                 broken: dict[str, str] | None = None, fallback: EmailHandler | None = None) -> None:
+                 broken: dict[str, str] | None = None, fallback: EmailHandler | None = None,
+                 secrets: tuple[str, ...] = ()) -> None:
         self.settings = settings
         self.handlers = handlers
         self.policies = policies or {}
         self.broken = broken or {}  # handler name -> why it could not be built
         self.fallback = fallback
+        # Every configured secret (redaction.secrets_from_env), kept out of fallback emails.
+        self.secrets = secrets or settings.webhook_secrets
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Runtime:
@@ -55,7 +59,7 @@ class Runtime:
                 fallback = EmailHandler.from_env(env, to_key="FALLBACK_EMAIL_TO")
             except ValueError as err:
                 broken["fallback"] = f"the fallback email cannot start: {err}"
-        return cls(settings, handlers, policies, broken, fallback)
+        return cls(settings, handlers, policies, broken, fallback, secrets_from_env(env, settings.webhook_secrets))
 
     def close(self) -> None:
         for handler in self.handlers.values():
@@ -122,4 +126,5 @@ def handler_failed(job: Any, connection: Any, exc_type: Any, exc_value: Any, _tr
     if not out_of_retries(job):
         return  # RQ retries it; the fallback is for events that will not be delivered
     current = runtime()
-    send_fallback(current.fallback, job, reason_of(exc_type, exc_value), current.settings.webhook_secret)
+    # Every configured secret, not only WEBHOOK_SECRET: a Slack error may quote SLACK_WEBHOOK_URL.
+    send_fallback(current.fallback, job, reason_of(exc_type, exc_value), current.secrets)
