@@ -16,6 +16,7 @@ from handlers.database import init_db
 from tests.conftest import ROOT, SECRET, free_port, process_env, processes, venv_bin, wait_for
 from tests.providers.test_redoxygen import MESSAGE_1, REPLY
 from webhooks.config import normalize_database_url
+from webhooks.embedded import ROUTES
 
 
 @contextmanager
@@ -215,6 +216,8 @@ def test_smshooks_run_owns_its_redis_and_sqlite(tmp_path):
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole foreground group gets it
         output, _ = proc.communicate(timeout=40)
     assert f"{base.replace('127.0.0.1', 'localhost')}/redoxygen/receipt?token=<WEBHOOK_SECRET>" in output
+    for _, route in ROUTES:
+        assert f"{route}?token=<WEBHOOK_SECRET>" in output
     assert SECRET not in output
     assert "Redis unavailable" not in output, "Redis was stopped before the worker"
     assert proc.returncode == 0
@@ -327,3 +330,8 @@ def test_embedded_redis_fsync_policy_is_checked_before_anything_starts():
     assert "--appendonly" in redis_command(ROOT, ROOT / "x.sock", "everysec")
     with pytest.raises(ConfigError, match="REDIS_APPENDFSYNC"):
         persistence("no")
+
+
+def test_the_urls_smshooks_run_prints_are_routes_of_the_app(app):
+    served = {rule.rule for rule in app.url_map.iter_rules()}
+    assert {route for _, route in ROUTES} <= served

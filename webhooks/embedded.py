@@ -24,7 +24,10 @@ from handlers.registry import check
 
 from .config import ConfigError, Settings
 
-ROUTES = ("/redoxygen/receipt", "/redoxygen/reply")
+# What `smshooks run` tells the user to register, by provider (README "Endpoints").
+ROUTES = (("Red Oxygen ReceiptCallbackURL", "/redoxygen/receipt"), ("Red Oxygen ReplyCallbackURL", "/redoxygen/reply"),
+          ("SMSC handler", "/smsc/callback"), ("OGANGI notifications", "/ogangi/status"),
+          ("Digitaleo ping (it appends ?sms_id=)", "/digitaleo/ping"), ("provider emails (relay)", "/inbound/email"))
 # What an acknowledged event needs from Redis: every write in the append-only file and on disk
 # (fsync) before Redis answers, so a 200 survives a crash of Redis and of the machine; no RDB
 # snapshots. `everysec` survives a Redis crash too but can lose the last second on a machine
@@ -167,7 +170,7 @@ def run(env: dict[str, str]) -> int:
     base = (env.get("PUBLIC_URL") or f"http://localhost:{env['PORT']}").rstrip("/")
     token = "?token=<WEBHOOK_SECRET>" if settings.webhook_secret else ""
     print("\nsmshooks is running. Register these URLs at the provider:")
-    for route in ROUTES:
-        print(f"  {base}{route}{token}")
+    for what, route in ROUTES:
+        print(f"  {what:<38} {base}{route}{token}")
     print(f"Redis: {env['REDIS_URL']}   database: {settings.database_url}   Ctrl-C stops everything.\n", flush=True)
     return supervisor.watch()
