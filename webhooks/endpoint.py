@@ -61,7 +61,6 @@ def _log_unparsed(body: bytes, reason: str) -> None:
                   request.content_type, reason, body.decode("utf-8", "replace"))
 
 
-@metrics.counted_callback  # callbacks by provider, outcome and status, for /metrics
 def handle_callback(parse: Parser, responder: Responder, decoder: Decoder = decode) -> Response:
     settings = current_app.config["SETTINGS"]
     secret = settings.webhook_secret

@@ -72,13 +72,6 @@ def _child(index: int, labels: tuple[str, ...]) -> Any:
     return web_counters()[index].labels(*labels)
 
 
-@functools.cache
-def _provider_of(parse: Callable[..., Any]) -> str:
-    """`redoxygen` for webhooks.providers.redoxygen.parse_receipt (partials and methods too)."""
-    module = getattr(getattr(parse, "func", parse), "__module__", None) or "unknown"
-    return module.rpartition(".")[2]
-
-
 def _outcome(code: int) -> str:
     if code == 200:
         return "accepted" if g.get("smshooks_accepted") else "duplicate"
@@ -88,7 +81,7 @@ def _outcome(code: int) -> str:
 
 
 def counted_as(provider: str) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
-    """Decorate an endpoint that has no parser to name its provider (Digitaleo's ping, inbound email)."""
+    """Decorate a provider's view: one count per callback, by provider, outcome and HTTP status."""
 
     def decorate(handle: Callable[..., Response]) -> Callable[..., Response]:
         @functools.wraps(handle)
@@ -104,23 +97,6 @@ def counted_as(provider: str) -> Callable[[Callable[..., Response]], Callable[..
         return wrapper
 
     return decorate
-
-
-def counted_callback(handle: Callable[..., Response]) -> Callable[..., Response]:
-    """Decorate endpoint.handle_callback: one count per callback, by provider, outcome and status."""
-
-    @functools.wraps(handle)
-    def wrapper(parse: Callable[..., Any], *args: Any, **kwargs: Any) -> Response:
-        try:
-            response = handle(parse, *args, **kwargs)
-        except BaseException:
-            _child(0, (_provider_of(parse), "error", "500")).inc()
-            raise
-        code = response.status_code
-        _child(0, (_provider_of(parse), _outcome(code), str(code))).inc()
-        return response
-
-    return wrapper
 
 
 def events_stored(events: Sequence[Any], stored: Sequence[bool]) -> None:

@@ -51,16 +51,19 @@ _REDOXYGEN = ResultCodeResponder(redoxygen.RESULT_OK, redoxygen.RESULT_REFUSED)
 
 
 @bp.route("/redoxygen/receipt", methods=["GET", "POST"])
+@metrics.counted_as("redoxygen")  # callbacks by provider, outcome and status, for /metrics
 def redoxygen_receipt() -> Response:
     return handle_callback(redoxygen.parse_receipt, _REDOXYGEN)
 
 
 @bp.route("/redoxygen/reply", methods=["GET", "POST"])
+@metrics.counted_as("redoxygen")  # callbacks by provider, outcome and status, for /metrics
 def redoxygen_reply() -> Response:
     return handle_callback(redoxygen.parse_reply, _REDOXYGEN)
 
 
 @bp.route("/smsc/callback", methods=["GET", "POST"])
+@metrics.counted_as("smsc")  # callbacks by provider, outcome and status, for /metrics
 def smsc_callback() -> Response:
     # SMSC names the charset in the handler URL (`?charset=`), not in the body's Content-Type.
     charset = smsc.declared_charset(request.mimetype_params.get("charset"), request.args.get("charset"),
@@ -71,6 +74,7 @@ def smsc_callback() -> Response:
 
 
 @bp.route("/ogangi/status", methods=["POST"])
+@metrics.counted_as("ogangi")  # callbacks by provider, outcome and status, for /metrics
 def ogangi_status() -> Response:
     parse = functools.partial(ogangi.parse_notification,
                               shortcodes=current_app.config["SETTINGS"].ogangi_shortcodes)
