@@ -17,6 +17,10 @@ class Handler:
     """
 
     name: ClassVar[str] = ""
+    # The most events one job gives this handler (None: the whole dispatch batch, BATCH_SIZE).
+    # A service taken one message at a time sets it, so that a job fits in JOB_TIMEOUT and a
+    # retry repeats little.
+    max_batch: ClassVar[int | None] = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Handler:

@@ -105,6 +105,7 @@ class EmailHandler(Handler):
     """`SMTP_URL`, `EMAIL_FROM`, `EMAIL_TO`: a plain-text mail per event, all sent on one connection."""
 
     name = "email"
+    max_batch = 50  # one SMTP conversation per job; a retry resends at most this many
 
     def __init__(self, smtp: Smtp, sender: str, to: list[str]) -> None:
         self.smtp = smtp

@@ -33,19 +33,21 @@ def _events(env: Mapping[str, str], key: str) -> frozenset[str] | None:
 
 @dataclasses.dataclass(frozen=True)
 class Policy:
-    """What one handler is given (`events`: None means everything) and its retry intervals."""
+    """What one handler is given (`events`: None means everything), in jobs of at most `max_batch`, and its retries."""
 
     name: str
     events: frozenset[str] | None
     retry_intervals: tuple[int, ...]
+    max_batch: int | None = None  # the handler class's (handlers.Handler.max_batch)
 
     @classmethod
-    def from_env(cls, name: str, env: Mapping[str, str], default_intervals: tuple[int, ...]) -> Policy:
+    def from_env(cls, name: str, env: Mapping[str, str], default_intervals: tuple[int, ...],
+                 max_batch: int | None = None) -> Policy:
         """Read `<NAME>_EVENTS` and `<NAME>_RETRY_INTERVALS`; ConfigError names a bad one."""
         prefix = env_prefix(name)
         intervals_key = f"{prefix}_RETRY_INTERVALS"
         intervals = _intervals(env, intervals_key, "1,2") if env.get(intervals_key) else default_intervals
-        return cls(name, _events(env, f"{prefix}_EVENTS"), intervals)
+        return cls(name, _events(env, f"{prefix}_EVENTS"), intervals, max_batch)
 
     def wants(self, event: Mapping[str, Any]) -> bool:
         """Whether an event (in its wire form) is one this handler takes."""
@@ -53,6 +55,12 @@ class Policy:
 
     def select(self, events: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         return [e for e in events if self.wants(e)]
+
+    def jobs(self, events: list[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+        """The events this handler wants, cut into the jobs it is given."""
+        wanted = self.select(events)
+        size = self.max_batch or len(wanted) or 1
+        return [wanted[i:i + size] for i in range(0, len(wanted), size)]
 
     def describe(self) -> str:
         wanted = "all events" if self.events is None else ",".join(sorted(self.events))

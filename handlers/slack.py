@@ -92,6 +92,7 @@ class SlackHandler(Handler):
     """`SLACK_WEBHOOK_URL`: one message per event, in order."""
 
     name = "slack"
+    max_batch = 10  # Slack takes about one message a second, and a 429 may wait up to 30 s inline
 
     def __init__(self, url: str) -> None:
         self.client = WebhookClient(url, timeout=TIMEOUT, retry_handlers=[_ShortRateLimitHandler(max_retry_count=2)])

@@ -27,6 +27,13 @@ class Recorder(_RedisBacked):
         self.redis.rpush("test:recorder:batches", len(events))
 
 
+class Batched(Recorder):
+    """A Recorder that takes at most two events a job, as SlackHandler takes ten."""
+
+    name = "batched"
+    max_batch = 2
+
+
 class Flaky(_RedisBacked):
     """Raises while `test:flaky:failures` is above zero (counting it down); records successes."""
 

@@ -155,3 +155,15 @@ def test_fallback_email_never_carries_any_configured_secret(env, redis):
         work(env)
         [mail] = sink.to("fallback@example.com")
     assert "s3cr3tS1ackP4th" not in mail.as_string() and "[secret]" in mail.get_content()
+
+
+def test_a_handler_with_max_batch_gets_jobs_no_bigger(env, redis):
+    batched = "tests.support_handlers:Batched"
+    env = {**env, "HANDLERS": f"database,{batched}"}
+    post_receipts(create_app(env).test_client(), *["0000"] * 5)
+    runtime = jobs.Runtime.from_env(env)
+    dispatch_inbox(redis, queue_for(redis, "smshooks"), runtime.settings, runtime.policies)
+    runtime.close()
+    sizes = sorted((job.args[0], len(job.args[1])) for job in queue_for(redis, "smshooks").jobs
+                   if job.func_name == "webhooks.jobs.handle")
+    assert sizes == [("database", 5), (batched, 1), (batched, 2), (batched, 2)]

@@ -48,7 +48,8 @@ class Runtime:
         policies = {}
         for name in settings.handlers:
             try:
-                policies[name] = Policy.from_env(env_name(name), env, settings.retry_intervals)
+                policies[name] = Policy.from_env(env_name(name), env, settings.retry_intervals,
+                                                 getattr(handlers.get(name), "max_batch", None))
             except ConfigError as err:
                 broken[name] = f"handler {name!r} cannot start: {err}"
                 if name in handlers:

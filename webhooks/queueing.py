@@ -25,10 +25,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from redis import Redis
+from redis.exceptions import LockNotOwnedError
 from rq import Callback, Queue, Retry
 from rq.serializers import JSONSerializer
 
@@ -116,6 +117,21 @@ def retry_policy(intervals: Sequence[int]) -> Retry | None:
     return Retry(max=len(intervals), interval=list(intervals)) if intervals else None
 
 
+def _jobs(settings: Settings, policies: Mapping[str, Policy],
+          events: list[dict[str, Any]]) -> Iterator[tuple[str, list[Any], tuple[int, ...]]]:
+    """(handler, its events, its retry intervals) for every job a batch makes.
+
+    Without a policy a handler gets the whole batch and RETRY_INTERVALS.
+    """
+    for name in settings.handlers:
+        policy = policies.get(name)
+        if policy is None:
+            yield name, events, settings.retry_intervals
+        else:
+            for chunk in policy.jobs(events):
+                yield name, chunk, policy.retry_intervals
+
+
 def dispatch_inbox(redis: Redis, queue: Queue, settings: Settings,
                    policies: Mapping[str, Policy] | None = None) -> int:
     """Move every event in the inbox into one job per handler; returns how many events moved.
@@ -128,18 +144,20 @@ def dispatch_inbox(redis: Redis, queue: Queue, settings: Settings,
     # flag again and gets a dispatch of its own, so none is left waiting.
     redis.delete(DISPATCH_FLAG)
     moved = 0
-    with redis.lock(DISPATCH_LOCK, timeout=LOCK_TIMEOUT, blocking_timeout=LOCK_TIMEOUT):
+    with redis.lock(DISPATCH_LOCK, timeout=LOCK_TIMEOUT, blocking_timeout=LOCK_TIMEOUT) as lock:
         while True:
+            # A long drain outlives LOCK_TIMEOUT: renew it each batch, or a second dispatcher
+            # would take it and trim the same head of the inbox twice.
+            try:
+                lock.reacquire()
+            except LockNotOwnedError:
+                return moved  # it expired and another dispatcher has it now; the inbox is its
             batch = redis.lrange(INBOX, 0, settings.batch_size - 1)
             if not batch:
                 return moved
             events = [json.loads(item) for item in batch]
             with redis.pipeline(transaction=True) as pipe:
-                for name in settings.handlers:
-                    policy = (policies or {}).get(name)
-                    wanted = policy.select(events) if policy else events
-                    if not wanted:
-                        continue
+                for name, wanted, intervals in _jobs(settings, policies or {}, events):
                     job_id = handler_job_id(name, [e["event_id"] for e in wanted])
                     # RQ's unique=True cannot join a MULTI/EXEC; under the dispatch lock, only
                     # this code creates handler jobs, so checking first is just as safe.
@@ -149,7 +167,7 @@ def dispatch_inbox(redis: Redis, queue: Queue, settings: Settings,
                         "webhooks.jobs.handle", name, wanted,
                         job_id=job_id,
                         description=f"{name}: {len(wanted)} event(s)",
-                        retry=retry_policy(policy.retry_intervals if policy else settings.retry_intervals),
+                        retry=retry_policy(intervals),
                         on_failure=Callback("webhooks.jobs.handler_failed"),
                         # A worker killed mid-job leaves it "started"; RQ retries it once
                         # job_timeout + 60 s have passed, so the timeout also bounds that delay.
