@@ -167,3 +167,10 @@ def test_unknown_email_is_a_database_event_but_no_message(client, env):
     [(kind, status, provider)] = rows(env["DATABASE_URL"], "SELECT kind, status, provider FROM sms_events")
     assert (kind, status, provider) == ("unknown", "unknown", "email")
     assert rows(env["DATABASE_URL"], "SELECT * FROM sms_messages") == []
+
+
+@pytest.mark.parametrize("header", ['To: "\r\n\r\nhello', "From: <\r\n\r\nx", "Date: 99 Foo\r\n\r\nx"])
+def test_malformed_headers_are_not_a_500(client, redis, header):
+    response = client.post(f"/inbound/email{TOKEN}", data=header.encode(), content_type="message/rfc822")
+    assert response.status_code in (200, 400), response.data
+    assert response.get_json()

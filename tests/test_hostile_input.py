@@ -99,6 +99,16 @@ def test_deep_json(client, endpoint, depth, opener):
 
 
 @RELAXED
+@given(endpoint=st.sampled_from([*ENDPOINTS, "/smsc/callback?fmt=2", "/ogangi/status", "/digitaleo/ping"]),
+       depth=st.integers(min_value=30, max_value=5_000))
+def test_deep_xml(client, endpoint, depth):
+    body = ("<a>" * depth + "1" + "</a>" * depth).encode()
+    sep = "&" if "?" in endpoint else "?"
+    check(client.post(f"{endpoint}{sep}token={SECRET}", data=body, content_type="application/xml",
+                      headers=JSON_ACCEPT))
+
+
+@RELAXED
 @given(endpoint=st.sampled_from(ENDPOINTS), junk=st.binary(min_size=1, max_size=40))
 def test_invalid_utf8_in_query_and_form(client, endpoint, junk):
     escaped = "".join(f"%{b:02X}" for b in junk + b"\xff")

@@ -35,7 +35,8 @@ def read_headers(raw: bytes) -> Message:
 
 def looks_like_email(message: Message) -> bool:
     """True when the bytes had at least one header an email has."""
-    return any(message.get(name) is not None for name in _MESSAGE_HEADERS)
+    # `in`, not .get(): the name is enough, and parsing a malformed address header can raise.
+    return any(name in message for name in _MESSAGE_HEADERS)
 
 
 def decode_bytes(data: bytes, charset: str | None) -> str:

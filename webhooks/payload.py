@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -72,9 +73,9 @@ def _decode_text(body: bytes, charset: str | None) -> str:
         return body.decode("latin-1")
 
 
-# Provider payloads nest 3 or 4 levels. Anything much deeper is refused here: json.loads
-# manages ~1000 levels, but every recursive walk after it (scrubbing, parsing) would overflow.
-MAX_JSON_DEPTH = 32
+# Provider payloads nest 3 or 4 levels. Anything much deeper is refused here: json.loads and
+# the XML parser manage far more, but every recursive walk after them (scrubbing, parsing) overflows.
+MAX_DEPTH = 32
 
 
 def parse_json(body: bytes | str) -> Any:
@@ -84,20 +85,30 @@ def parse_json(body: bytes | str) -> Any:
         raise BadPayload({"_body": ["JSON is nested too deeply"]}) from None
     except ValueError as exc:  # includes invalid UTF-8 and integers over Python's digit limit
         raise BadPayload({"_body": [f"body is not valid JSON: {exc}"]}) from None
-    if _depth_over(data, MAX_JSON_DEPTH):
-        raise BadPayload({"_body": [f"JSON is nested more than {MAX_JSON_DEPTH} levels deep"]})
+    if _depth_over(data, _json_children):
+        raise BadPayload({"_body": [f"JSON is nested more than {MAX_DEPTH} levels deep"]})
     return data
 
 
-def _depth_over(data: Any, limit: int) -> bool:
-    """True when lists/objects nest deeper than `limit`; iterative, so it cannot overflow itself."""
-    stack = [(data, 1)]
+def _json_children(value: Any) -> Iterable[Any] | None:
+    if isinstance(value, dict):
+        return value.values()
+    return value if isinstance(value, list) else None
+
+
+def _depth_over(root: Any, children: Callable[[Any], Iterable[Any] | None]) -> bool:
+    """True when `root` nests deeper than MAX_DEPTH; iterative, so it cannot overflow itself.
+
+    `children(node)` gives a node's children, or None for a leaf.
+    """
+    stack = [(root, 1)]
     while stack:
-        value, depth = stack.pop()
-        if isinstance(value, (dict, list)):
-            if depth > limit:
+        node, depth = stack.pop()
+        below = children(node)
+        if below is not None:
+            if depth > MAX_DEPTH:
                 return True
-            stack.extend((child, depth + 1) for child in (value.values() if isinstance(value, dict) else value))
+            stack.extend((child, depth + 1) for child in below)
     return False
 
 
@@ -109,6 +120,8 @@ def parse_xml(body: bytes | str) -> dict[str, Any]:
         raise BadPayload({"_body": [f"XML refused: {type(exc).__name__}"]}) from None
     except (SafeET.ParseError, ValueError) as exc:
         raise BadPayload({"_body": [f"body is not valid XML: {exc}"]}) from None
+    if _depth_over(root, list):  # an element's children; _element below recurses
+        raise BadPayload({"_body": [f"XML is nested more than {MAX_DEPTH} levels deep"]})
     value = _element(root)
     return value if isinstance(value, dict) else {_local(root.tag): value}
 
