@@ -8,7 +8,6 @@ is made here: the worker reads the statuses.
 
 from __future__ import annotations
 
-import hmac
 import logging
 from typing import Any
 from urllib.parse import parse_qsl
@@ -18,13 +17,11 @@ from redis.exceptions import RedisError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .digitaleo_sync import record_ping
-from .access import admit
 from .endpoint import RETRY_AFTER_SECONDS, Responder
 from .payload import BadPayload, decode, read_body
 from .providers import ParseError, digitaleo
-from .queueing import queue_for
-from .redis_store import get_redis
-from .security import scrub
+from .redis_store import get_ingest
+from .security import matches, scrub
 
 log = logging.getLogger("webhooks.endpoint")
 
@@ -39,21 +36,15 @@ def _appended_fields(secrets: tuple[str, ...]) -> tuple[bool, dict[str, Any]]:
     token, sep, appended = request.args.get("token", "").partition("?")
     if not sep:
         return False, {}
-    presented = token.encode("utf-8", "surrogateescape")
-    # Every secret is compared (a list, not any() over a generator): no early exit to time.
-    ok = not secrets or any([hmac.compare_digest(presented, s.encode("utf-8")) for s in secrets])
-    return ok, dict(parse_qsl(appended))
+    return matches([token], secrets), dict(parse_qsl(appended))
 
 
 def handle_ping(responder: Responder) -> Response:
     settings = current_app.config["SETTINGS"]
     secret = settings.webhook_secret
     appended_ok, appended = _appended_fields(settings.webhook_secrets)
-    refusal = admit(request, settings, authorized=appended_ok)  # allow-list, secret, throttle
-    if refusal is not None:
-        response = responder.error(refusal.status, refusal.message)
-        response.headers.update(refusal.headers)
-        return response
+    if (refused := responder.refuse(settings, authorized=appended_ok)) is not None:
+        return refused
     try:
         sms_id = digitaleo.parse_ping(scrub({**appended, **decode(request, read_body(request))}, secret))
     except RequestEntityTooLarge:
@@ -63,9 +54,9 @@ def handle_ping(responder: Responder) -> Response:
     except ParseError as err:
         return responder.error(400, "the ping is not what Digitaleo sends", scrub(err.errors, secret))
 
-    redis = get_redis()
+    ingest = get_ingest()  # the app's Redis and queue, made once
     try:
-        scheduled = record_ping(redis, queue_for(redis, settings.queue_name), settings.digitaleo, sms_id)
+        scheduled = record_ping(ingest.redis, ingest.queue, settings.digitaleo, sms_id)
     except RedisError as err:
         log.warning("Redis unavailable, answering 503: %s", type(err).__name__)
         response = responder.error(503, "temporarily unable to record the ping; retry later")

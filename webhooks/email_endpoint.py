@@ -26,7 +26,6 @@ from urllib.parse import parse_qsl
 from flask import Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .access import admit
 from .endpoint import Responder, store_and_answer
 from .events import utcnow
 from .inbound_email import parse_email
@@ -47,11 +46,8 @@ def handle_inbound_email(responder: Responder | None = None) -> Response:
     """Verify, read the message, parse it (never refused for its content), store, answer."""
     responder = responder or Responder()
     settings = current_app.config["SETTINGS"]
-    refusal = admit(request, settings)  # allow-list, secret, throttle
-    if refusal is not None:
-        response = responder.error(refusal.status, refusal.message)
-        response.headers.update(refusal.headers)
-        return response
+    if (refused := responder.refuse(settings)) is not None:
+        return refused
 
     limit = settings.inbound_email_max_bytes
     request.max_content_length = limit  # this route only; the app's 64 KiB stays for callbacks

@@ -24,6 +24,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import metrics
 from .access import admit
+from .config import Settings
 from .events import EVENT_SCHEMA, Event, utcnow
 from .payload import BadPayload, decode, read_body
 from .providers import ParseContext, ParseError, SignatureError
@@ -43,6 +44,15 @@ class Responder:
     def ok(self, events: list[Event], stored: list[bool], **extra: Any) -> Response:
         return jsonify(**extra, accepted=sum(stored), duplicates=len(stored) - sum(stored),
                        event_ids=[e.event_id for e in events])
+
+    def refuse(self, settings: Settings, authorized: bool = False, action: str = "register the URL") -> Response | None:
+        """The answer to a caller webhooks.access.admit refuses (allow-list, secret, throttle), else None."""
+        refusal = admit(request, settings, authorized, action)
+        if refusal is None:
+            return None
+        response = self.error(refusal.status, refusal.message)
+        response.headers.update(refusal.headers)
+        return response
 
     def error(self, status: int, message: str, fields: dict[str, list[str]] | None = None) -> Response:
         response = jsonify(error=message, fields=fields or {})
@@ -64,11 +74,8 @@ def _log_unparsed(body: bytes, reason: str) -> None:
 def handle_callback(parse: Parser, responder: Responder, decoder: Decoder = decode) -> Response:
     settings = current_app.config["SETTINGS"]
     secret = settings.webhook_secret
-    refusal = admit(request, settings)  # allow-list, secret, throttle: see webhooks.access
-    if refusal is not None:
-        response = responder.error(refusal.status, refusal.message)
-        response.headers.update(refusal.headers)
-        return response
+    if (refused := responder.refuse(settings)) is not None:
+        return refused
 
     body = b""
     try:

@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, current_app, request
 from redis import Redis
 from redis.exceptions import RedisError
 
 from . import metrics
-from .access import admit
+from .endpoint import Responder
 from .queueing import INBOX, queue_for
 from .redis_store import get_redis
 
@@ -150,13 +150,8 @@ def serve() -> Response:
     from prometheus_client.values import MutexValue, ValueClass
 
     settings = current_app.config["SETTINGS"]
-    refusal = admit(request, settings)  # the callbacks' allow-list, secret and throttle
-    if refusal is not None:
-        message = refusal.message.replace("register the URL", "scrape")
-        response = jsonify(error=message)
-        response.status_code = refusal.status
-        response.headers.update(refusal.headers)
-        return response
+    if (refused := Responder().refuse(settings, action="scrape")) is not None:  # as the callbacks
+        return refused
     registry = CollectorRegistry(auto_describe=False)
     if ValueClass is MutexValue:
         registry.register(WebCollector())

@@ -54,11 +54,16 @@ def presented_secrets(request: Request) -> list[str]:
 
 def is_authorized(request: Request, secrets: Secrets) -> bool:
     """True when no secret is configured or the caller presents one of them; compared in constant time."""
+    return matches(presented_secrets(request), secrets)
+
+
+def matches(candidates: list[str], secrets: Secrets) -> bool:
+    """True when no secret is configured or a candidate is one of them; compared in constant time."""
     expected = [s.encode("utf-8") for s in secret_list(secrets)]
     if not expected:
         return True
     # surrogatepass: a lone surrogate must compare unequal, not raise (a 500).
-    presented = [c.encode("utf-8", "surrogatepass") for c in presented_secrets(request)]
+    presented = [c.encode("utf-8", "surrogatepass") for c in candidates]
     # Every candidate is compared with every secret (no short-circuit), so timing says
     # nothing about which secret matched, or whether one did before the last comparison.
     results = [hmac.compare_digest(candidate, secret) for candidate in presented for secret in expected]
