@@ -10,7 +10,7 @@ The job (`run`, in the worker) then either
 - queue mode: drains `GET /status?action=queue&limit=2000` (3.11.3) while full pages
   come back, one drain at a time across workers (a Redis lock); or
 - lookup mode: asks `GET /smsstatus?smsId=a,b,c` (3.12) about the pending ids in
-  batches, skipping ids already final, and emits only statuses not emitted before.
+  batches, skipping ids already final; a status read again is dropped by the ingest's dedupe.
 
 Events go through the web's own write (`Ingest.store`): deduplicated by event id and
 dispatched to every handler like any callback. A safety sync every
@@ -20,7 +20,6 @@ key makes it run once per interval across workers) catches changes whose ping wa
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -30,13 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 from redis import Redis
 from redis.exceptions import LockError, RedisError
-from rq import Queue, Retry
+from rq import Queue
 
 from .config import Settings
 from .digitaleo_config import DigitaleoConfig
-from .events import EVENT_SCHEMA, Event, utcnow
+from .events import Event, utcnow
 from .providers import ParseContext, ParseError, digitaleo
-from .queueing import FAILURE_TTL, Ingest, queue_for
+from .queueing import FAILURE_TTL, Ingest, queue_for, retry_policy
 
 if TYPE_CHECKING:  # the web side records pings without loading requests
     import requests
@@ -49,7 +48,6 @@ DUE = "smshooks:digitaleo:due"  # a sync job is scheduled and has not started ye
 PENDING = "smshooks:digitaleo:pending"  # lookup: ids pinged and not yet asked about
 OPEN = "smshooks:digitaleo:open"  # lookup: id -> first ping time, until its status is final
 FINAL_PREFIX = "smshooks:digitaleo:final:"  # lookup: never ask about this id again
-EMITTED_PREFIX = "smshooks:digitaleo:emitted:"  # lookup: event ids already emitted for this SMS
 DRAIN_LOCK = "smshooks:digitaleo:drain-lock"
 SAFETY_KEY = "smshooks:digitaleo:safety"
 
@@ -92,7 +90,7 @@ def record_ping(redis: Redis, queue: Queue, config: DigitaleoConfig, sms_id: str
 def schedule(queue: Queue, delay: int) -> None:
     """Enqueue one sync job in `delay` seconds (RQ's scheduler runs in every worker)."""
     options: dict[str, Any] = dict(result_ttl=0, failure_ttl=FAILURE_TTL, job_timeout=SYNC_TIMEOUT,
-                                   retry=Retry(max=len(SYNC_RETRY), interval=list(SYNC_RETRY)),
+                                   retry=retry_policy(SYNC_RETRY),
                                    description="digitaleo: read what the pings announced")
     if delay > 0:
         queue.enqueue_in(timedelta(seconds=delay), "webhooks.jobs.digitaleo_sync", **options)
@@ -100,7 +98,7 @@ def schedule(queue: Queue, delay: int) -> None:
         queue.enqueue("webhooks.jobs.digitaleo_sync", **options)
 
 
-def _ensure_scheduled(redis: Redis, queue: Queue, config: DigitaleoConfig, delay: int) -> None:
+def _ensure_scheduled(redis: Redis, queue: Queue, delay: int) -> None:
     if redis.set(DUE, "1", nx=True, ex=delay + DUE_MARGIN):
         schedule(queue, delay)
 
@@ -141,7 +139,7 @@ class _Sync:
         lock = self.redis.lock(DRAIN_LOCK, timeout=SYNC_TIMEOUT)
         if not lock.acquire(blocking=False):
             # The running drain may have read its last page before our ping's status arrived.
-            _ensure_scheduled(self.redis, self.queue, self.config, max(self.config.ping_delay, 1))
+            _ensure_scheduled(self.redis, self.queue, max(self.config.ping_delay, 1))
             return 0
         stored = 0
         try:
@@ -151,7 +149,7 @@ class _Sync:
                 stored += self._store(self._events(page))
                 if len(page) < PAGE:
                     return stored
-            _ensure_scheduled(self.redis, self.queue, self.config, 0)  # more waits: the next job goes on
+            _ensure_scheduled(self.redis, self.queue, 0)  # more waits: the next job goes on
             return stored
         finally:
             try:
@@ -177,9 +175,10 @@ class _Sync:
                 except Exception:
                     self.redis.sadd(PENDING, *ask)  # asked again by the job's retry
                     raise
-                new = self._not_emitted(events)
-                stored += self._store(new)
-                self._remember(new)
+                # A message's whole history comes back each time; Ingest.store's dedupe (the seen
+                # keys every route shares) drops the statuses already stored.
+                stored += self._store(events)
+                self._remember_final(events)
             if len(ids) < self.config.lookup_batch:
                 # A short batch took every id pinged before this job lowered DUE; an id pinged
                 # since raised DUE again and scheduled the next sync. Asking now would spend a
@@ -210,33 +209,24 @@ class _Sync:
             log.error("Digitaleo status record skipped (%s): %.300r", reason, record)
         return events
 
-    def _not_emitted(self, events: list[Event]) -> list[Event]:
+    def _remember_final(self, events: list[Event]) -> None:
+        """Final SMS ids, never asked about again for as long as event ids are deduplicated."""
+        final = {event.message_id for event in events if event.final}
+        if not final:
+            return
         with self.redis.pipeline(transaction=False) as pipe:
-            for event in events:
-                pipe.sismember(EMITTED_PREFIX + event.message_id, event.event_id)
-            seen = pipe.execute()
-        return [e for e, s in zip(events, seen) if not s]
-
-    def _remember(self, events: list[Event]) -> None:
-        """Statuses emitted per SMS, and final SMS ids, for as long as event ids are deduplicated."""
-        window = self.settings.dedupe_window
-        with self.redis.pipeline(transaction=False) as pipe:
-            for event in events:
-                pipe.sadd(EMITTED_PREFIX + event.message_id, event.event_id)
-                pipe.expire(EMITTED_PREFIX + event.message_id, window)
-                if event.final:
-                    pipe.set(FINAL_PREFIX + event.message_id, "1", ex=window)
-                    pipe.zrem(OPEN, event.message_id)
+            for sms_id in final:
+                pipe.set(FINAL_PREFIX + sms_id, "1", ex=self.settings.dedupe_window)
+            pipe.zrem(OPEN, *final)
             pipe.execute()
 
     def _store(self, events: list[Event]) -> int:
         """Store through the web's own write; a brief Redis outage is waited out, as the queue cannot re-read."""
         if not events:
             return 0
-        payload = [(e.event_id, json.dumps(EVENT_SCHEMA.dump(e))) for e in events]
         for pause in (*STORE_BACKOFF, None):
             try:
-                return sum(self.ingest.store(payload))
+                return sum(self.ingest.store(events))
             except RedisError as err:
                 if pause is None:
                     ids = sorted({e.message_id for e in events})
@@ -262,7 +252,7 @@ def safety_tick(redis: Redis, queue: Queue, config: DigitaleoConfig) -> bool:
         if not stale:
             return True
         redis.sadd(PENDING, *stale)
-    _ensure_scheduled(redis, queue, config, 0)
+    _ensure_scheduled(redis, queue, 0)
     return True
 
 

@@ -13,7 +13,6 @@ Error mapping (never a 5xx for anything the caller sent):
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -25,7 +24,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from . import metrics
 from .access import admit
 from .config import Settings
-from .events import EVENT_SCHEMA, Event, utcnow
+from .events import Event, utcnow
 from .payload import BadPayload, decode, read_body
 from .providers import ParseContext, ParseError, SignatureError
 from .redis_store import get_ingest
@@ -99,7 +98,7 @@ def handle_callback(parse: Parser, responder: Responder, decoder: Decoder = deco
 def store_and_answer(events: list[Event], responder: Responder, what: str = "callback") -> Response:
     """The 200 once every event is in Redis (duplicates acknowledged), or a 503 to retry."""
     try:
-        stored = get_ingest().store([(e.event_id, json.dumps(EVENT_SCHEMA.dump(e))) for e in events])
+        stored = get_ingest().store(events)
     except RedisError as err:
         log.warning("Redis unavailable, answering 503: %s", type(err).__name__)
         response = responder.error(503, f"temporarily unable to store the {what}; retry later")

@@ -34,6 +34,7 @@ from rq import Callback, Queue, Retry
 from rq.serializers import JSONSerializer
 
 from .config import Settings
+from .events import EVENT_SCHEMA, Event
 
 if TYPE_CHECKING:
     from handlers.policy import Policy
@@ -82,9 +83,9 @@ class Ingest:
         self.window = window
         self._store = redis.register_script(_STORE)
 
-    def store(self, events: Sequence[tuple[str, str]]) -> list[bool]:
-        """Store `(event_id, json)` pairs; True for each event that was new. Raises RedisError."""
-        return self._run(events)[0]
+    def store(self, events: Sequence[Event]) -> list[bool]:
+        """Store events in their wire form; True for each event that was new. Raises RedisError."""
+        return self._run([(e.event_id, json.dumps(EVENT_SCHEMA.dump(e))) for e in events])[0]
 
     def kick(self) -> bool:
         """Enqueue a dispatch if events wait in the inbox and none is pending."""

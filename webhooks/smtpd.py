@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import signal
 import socket
@@ -23,7 +22,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from redis.exceptions import RedisError
 
 from .config import ConfigError, Settings, _int
-from .events import EVENT_SCHEMA, utcnow
+from .events import utcnow
 from .inbound_email import parse_email
 from .providers import ParseContext
 from .queueing import Ingest, queue_for
@@ -90,7 +89,7 @@ class InboundHandler:
         """Parse and store one message; raises RedisError when it is not stored."""
         ctx = ParseContext(received_at=utcnow(), phone_region=self.settings.phone_region)
         events = parse_email(raw, ctx, self.settings.webhook_secret)
-        stored = self.ingest.store([(e.event_id, json.dumps(EVENT_SCHEMA.dump(e))) for e in events])
+        stored = self.ingest.store(events)
         return events, stored
 
 

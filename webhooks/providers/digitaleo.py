@@ -23,7 +23,7 @@ from datetime import datetime, timezone, tzinfo
 from typing import Any
 
 from ..events import Event, Kind, Status
-from . import ParseContext, ParseError, reply_event
+from . import ParseContext, ParseError, is_number, reply_event
 
 NAME = "digitaleo"
 
@@ -44,7 +44,7 @@ def _sms_id(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         return None
     text = str(value).strip()
-    return text if text.isascii() and text.isdigit() and len(text) <= 20 else None
+    return text if is_number(text) and len(text) <= 20 else None
 
 
 def parse_ping(payload: Mapping[str, Any]) -> str:

@@ -33,7 +33,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
 
 from ..events import Event, Kind, Status, event_id_for
-from . import Code, ParseContext, ParseError, SignatureError, reply_event
+from . import Code, ParseContext, ParseError, SignatureError, is_number, reply_event
 
 NAME = "smsc"
 DEFAULT_CHARSET = "windows-1251"  # SMSC's documented default for the handler
@@ -104,7 +104,7 @@ _STATUS, _INCOMING = _Status(), _Incoming()
 def _unix_time(*values: str | None) -> datetime | None:
     """The first value that is a Unix time (seconds); other spellings stay in `raw` only."""
     for value in values:
-        if value and value.isascii() and value.isdigit() and len(value) <= 11:
+        if value and is_number(value) and len(value) <= 11:
             return datetime.fromtimestamp(int(value), timezone.utc)
     return None
 
