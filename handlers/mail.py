@@ -55,18 +55,18 @@ class Smtp:
             raise ValueError("SMTP_URL has a port that is not a number") from None
         self.user = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password or "") if parts.username else None
+        self.context = ssl.create_default_context()  # loads the CA store: once per worker, not per send
 
     def send(self, messages: Sequence[EmailMessage]) -> None:
         """Send all messages over one connection; raises on any refusal (the job is retried)."""
-        context = ssl.create_default_context()
         if self.implicit_tls:
-            client: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=TIMEOUT, context=context)
+            client: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=TIMEOUT, context=self.context)
         else:
             client = smtplib.SMTP(self.host, self.port, timeout=TIMEOUT)
         with client:
             client.ehlo()
             if not self.implicit_tls and client.has_extn("starttls"):
-                client.starttls(context=context)
+                client.starttls(context=self.context)
                 client.ehlo()
             elif not self.implicit_tls and self.user:
                 # A password is never sent in clear text.

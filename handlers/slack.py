@@ -7,7 +7,7 @@ in the job; a long one fails the job, which RQ retries later (`RETRY_INTERVALS`)
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -114,7 +114,3 @@ class SlackHandler(Handler):
                                      f"{_retry_after(response.headers)} s)")
         if response.status_code != 200:
             raise SlackDeliveryError(f"Slack answered {response.status_code}: {response.body[:200]!r}")
-
-    def handle_batch(self, events: Sequence[Event]) -> None:
-        for event in events:
-            self.handle(event)

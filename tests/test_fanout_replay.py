@@ -76,3 +76,9 @@ def test_cli_errors_are_one_clear_line_and_non_zero(redis, redis_server):
     assert both.returncode == 1 and both.stderr.count("\n") == 1
     down = smshooks("failed", env={**env, "REDIS_URL": "redis://127.0.0.1:1/0"})
     assert down.returncode == 1 and down.stderr.startswith("smshooks: cannot reach Redis")
+
+
+def test_handlers_command_reports_a_fallback_that_cannot_start(redis, redis_server):
+    env = process_env({"REDIS_URL": redis_server.url, "HANDLERS": "database", "FALLBACK_EMAIL_TO": "ops@example.com"})
+    shown = smshooks("handlers", env=env)  # no SMTP_URL: the worker could not send the fallback email
+    assert shown.returncode == 1 and "fallback: BROKEN" in shown.stdout and "SMTP_URL" in shown.stdout

@@ -263,3 +263,16 @@ def test_pings_and_emails_are_counted_under_their_provider(client):
     assert delta("accepted", "200", "email") == 1
     labels = {"provider": "email", "kind": "unknown", "status": "unknown"}
     assert value(after, "smshooks_events_total", **labels) - value(before, "smshooks_events_total", **labels) == 1
+
+
+def test_a_rerun_of_a_handled_job_is_not_counted_again(client, redis, env):
+    from webhooks.events import EVENT_SCHEMA, Event, Kind, Status, utcnow
+    from webhooks.handled import mark_handled
+
+    event = EVENT_SCHEMA.dump(Event("redoxygen", Kind.RECEIPT, Status.DELIVERED, "1", utcnow()))
+    queue_for(redis, "smshooks").enqueue("webhooks.jobs.handle", "database", [event], job_id="handle-database-x")
+    mark_handled(redis, "handle-database-x", wait=0)  # as if it had run to the end before
+    run_worker(env)
+    samples = scrape(client)
+    assert value(samples, "smshooks_handler_jobs_total", handler="database", outcome="success") == 0
+    assert value(samples, "smshooks_handled_latency_seconds_count", handler="database") == 0

@@ -38,10 +38,6 @@ def reason_of(exc_type: Any, exc_value: Any) -> str:
     return traceback.format_exception_only(exc_type, exc_value)[-1].strip()
 
 
-def out_of_retries(job: Job) -> bool:
-    return not job.retries_left  # None (no retry policy) or 0
-
-
 def fallback_message(fallback: EmailHandler, job: Job, reason: str, secret: Secrets) -> Any:
     """The mail saying which handler failed, why, and what it could not deliver."""
     handler, events = job.args[0], load_events(job.args[1])

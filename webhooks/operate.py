@@ -10,9 +10,9 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import RedisError
 
-from handlers.registry import build_each, env_name, installed
+from handlers.registry import installed
 
-from .config import ConfigError, Settings
+from .config import Settings
 from .failures import ReplayError, failed, replay
 from .queueing import queue_for
 
@@ -60,29 +60,24 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _handlers(args: argparse.Namespace) -> int:
-    from handlers.policy import Policy
+    from .jobs import Runtime
 
-    env = dict(os.environ)
-    settings = Settings.from_env(env)
     available = installed()
     print("installed: " + ", ".join(
         f"{name} ({ep.value})" for name, ep in sorted(available.items())))
-    built, broken = build_each(settings.handlers, env)
-    for handler in built.values():
-        handler.close()
+    runtime = Runtime.from_env()  # what `smshooks worker` builds, fallback included
+    runtime.close()
     print("enabled (HANDLERS):")
-    for name in settings.handlers:
-        try:
-            policy = Policy.from_env(env_name(name), env, settings.retry_intervals)
-            filters = policy.describe()
-        except ConfigError as err:
-            broken.setdefault(name, str(err))
-            filters = "?"
-        state = f"BROKEN: {broken[name]}" if name in broken else "ok"
-        print(f"  {name}: {filters}; {state}")
-    fallback = env.get("FALLBACK_EMAIL_TO")
-    print(f"fallback: {'email to ' + fallback if fallback else 'none (set FALLBACK_EMAIL_TO)'}")
-    return 1 if broken else 0
+    for name in runtime.settings.handlers:
+        policy = runtime.policies.get(name)
+        state = f"BROKEN: {runtime.broken[name]}" if name in runtime.broken else "ok"
+        print(f"  {name}: {policy.describe() if policy else '?'}; {state}")
+    fallback = os.environ.get("FALLBACK_EMAIL_TO")
+    if "fallback" in runtime.broken:
+        print(f"fallback: BROKEN: {runtime.broken['fallback']}")
+    else:
+        print(f"fallback: {'email to ' + fallback if fallback else 'none (set FALLBACK_EMAIL_TO)'}")
+    return 1 if runtime.broken else 0
 
 
 def add_commands(commands: Any) -> None:

@@ -25,6 +25,9 @@ class JsonLinesHandler(Handler):
         return cls(Path(path))
 
     def handle(self, event):
-        # A retried job may append an event again: readers dedupe on event_id.
+        self.handle_batch([event])
+
+    def handle_batch(self, events):
+        # One open per job, not per event. A retried job may append events again: readers dedupe on event_id.
         with self.path.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(EVENT_SCHEMA.dump(event), ensure_ascii=False) + "\n")
+            out.writelines(json.dumps(EVENT_SCHEMA.dump(e), ensure_ascii=False) + "\n" for e in events)
