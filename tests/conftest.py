@@ -18,9 +18,7 @@ from redis.exceptions import RedisError
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
-from handlers.registry import build
 from webhooks import create_app, jobs
-from webhooks.config import Settings
 from webhooks.queueing import queue_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,21 +135,25 @@ def client(app):
     return app.test_client()
 
 
-def run_worker(env: dict[str, str], max_rounds: int = 20) -> None:
-    """Run RQ in this process until the queue and the inbox are empty (burst SimpleWorker)."""
-    settings = Settings.from_env(env)
-    runtime = jobs.Runtime(settings, build(settings.handlers, {**os.environ, **env}))
+def run_worker(env: dict[str, str], max_rounds: int = 20) -> jobs.Runtime:
+    """Run RQ in this process until the queue and the inbox are empty (burst SimpleWorker).
+
+    The runtime is built as `smshooks worker` builds it (per-handler settings, fallback,
+    broken handlers reported by name), and returned for tests to look at.
+    """
+    runtime = jobs.Runtime.from_env({**os.environ, **env})
     jobs.configure(runtime)
-    redis = Redis.from_url(settings.redis_url)
-    queue = queue_for(redis, settings.queue_name)
+    redis = Redis.from_url(runtime.settings.redis_url)
+    queue = queue_for(redis, runtime.settings.queue_name)
     try:
         for _ in range(max_rounds):
             SimpleWorker([queue], connection=redis, serializer=JSONSerializer).work(burst=True, with_scheduler=False)
             if queue.count == 0 and not redis.llen("smshooks:inbox"):
-                return
+                break
     finally:
         jobs.configure(None)
         runtime.close()
+    return runtime
 
 
 def wait_for(predicate, timeout: float = 15.0, interval: float = 0.1):

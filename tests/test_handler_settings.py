@@ -3,36 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from redis import Redis
-from rq import SimpleWorker
-from rq.serializers import JSONSerializer
 
-from tests.conftest import SECRET
+from tests.conftest import SECRET, run_worker
 from tests.local_services import smtp_server
 from tests.providers.test_redoxygen import MESSAGE_1, REPLY
 from webhooks import create_app, jobs
-from webhooks.queueing import INBOX, dispatch_inbox, queue_for
+from webhooks.queueing import dispatch_inbox, queue_for
 
 TOKEN = f"?token={SECRET}"
 RECORDER = "tests.support_handlers:Recorder"
 FLAKY = "tests.support_handlers:Flaky"
-
-
-def work(env: dict[str, str]) -> jobs.Runtime:
-    """The worker's runtime built from `env` as `smshooks worker` builds it, then a burst of jobs."""
-    runtime = jobs.Runtime.from_env(env)
-    jobs.configure(runtime)
-    redis = Redis.from_url(env["REDIS_URL"])
-    queue = queue_for(redis, "smshooks")
-    try:
-        for _ in range(20):
-            SimpleWorker([queue], connection=redis, serializer=JSONSerializer).work(burst=True, with_scheduler=False)
-            if queue.count == 0 and not redis.llen(INBOX):
-                break
-    finally:
-        jobs.configure(None)
-        runtime.close()
-    return runtime
 
 
 def post_receipts(client, *results: str) -> None:
@@ -47,7 +27,7 @@ def test_events_setting_gives_a_handler_only_what_it_wants(env, redis):
     client = create_app(env).test_client()
     post_receipts(client, "0000", "2015")  # delivered, failed
     client.post(f"/redoxygen/reply{TOKEN}", data=REPLY)
-    work(env)
+    run_worker(env)
     recorded = [i.decode() for i in redis.lrange("test:recorder", 0, -1)]
     assert len(recorded) == 2
     from tests.test_processes import rows
@@ -98,7 +78,7 @@ def test_bad_handler_setting_breaks_that_handler_only(env, redis, setting, value
 def test_unknown_and_broken_handlers_are_reported_by_name_and_the_others_run(env, redis):
     env = {**env, "HANDLERS": f"database,nope,tests.support_handlers:Broken,{RECORDER}", "RETRY_INTERVALS": "none"}
     post_receipts(create_app({**env, "HANDLERS": "database"}).test_client(), "0000")
-    runtime = work(env)
+    runtime = run_worker(env)
     assert set(runtime.broken) == {"nope", "tests.support_handlers:Broken"}
     # The list of installed names grows with plug-ins (the tests install one): only its start is fixed.
     assert runtime.broken["nope"].startswith("unknown handler 'nope' in HANDLERS; installed: database, email, ")
@@ -119,14 +99,14 @@ def test_fallback_fires_only_after_the_last_retry(env, redis):
         client = create_app(env).test_client()
         redis.set("test:flaky:failures", 2)  # fails twice, the last retry succeeds
         post_receipts(client, "0000")
-        work(env)
+        run_worker(env)
         assert int(redis.get("test:flaky:attempts")) == 3 and redis.llen("test:flaky") == 1
         assert sink.messages == [], "no fallback while a retry was still to come"
 
         redis.set("test:flaky:failures", 100)
         redis.set("test:flaky:attempts", 0)
         post_receipts(client, "2015")
-        work(env)
+        run_worker(env)
         assert int(redis.get("test:flaky:attempts")) == 3
         [mail] = sink.to("fallback@example.com")
     body = mail.get_content()
@@ -140,7 +120,7 @@ def test_fallback_email_never_carries_the_secret(env, redis):
         env = {**env, "HANDLERS": "tests.support_handlers:Leaky", "RETRY_INTERVALS": "none", "SMTP_URL": url,
                "FALLBACK_EMAIL_TO": "fallback@example.com"}
         post_receipts(create_app(env).test_client(), "0000")
-        work(env)
+        run_worker(env)
         [mail] = sink.to("fallback@example.com")
     assert "token=" in mail.get_content()
     assert SECRET not in mail.as_string()
@@ -152,7 +132,7 @@ def test_fallback_email_never_carries_any_configured_secret(env, redis):
         env = {**env, "HANDLERS": "tests.support_handlers:Leaky", "RETRY_INTERVALS": "none", "SMTP_URL": url,
                "FALLBACK_EMAIL_TO": "fallback@example.com", "SLACK_WEBHOOK_URL": hook, "LEAK": hook}
         post_receipts(create_app(env).test_client(), "0000")
-        work(env)
+        run_worker(env)
         [mail] = sink.to("fallback@example.com")
     assert "s3cr3tS1ackP4th" not in mail.as_string() and "[secret]" in mail.get_content()
 
