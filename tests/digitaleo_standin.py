@@ -40,6 +40,8 @@ class DigitaleoStandIn:
         self.slow: list[float] = []  # seconds the next API requests wait before answering, one each
         self.seconds = itertools.count()
         self.on_demand = False  # /smsstatus makes up `made_up_history` for an id it has never seen
+        self.asked_event = threading.Event()  # set when a /smsstatus request arrives
+        self.hold: threading.Event | None = None  # when set up, /smsstatus waits for it before answering
         self.server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_QuietHandler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -107,6 +109,10 @@ class DigitaleoStandIn:
             # A request is either slow or failing: a slow one is the one the client gives up on.
             pause = self.slow.pop(0) if self.slow else 0.0
             failure = self.failures.pop(0) if self.failures and not pause else None
+        if name == "smsstatus":
+            self.asked_event.set()
+            if self.hold is not None:
+                self.hold.wait(30)
         if pause:
             time.sleep(pause)
         if failure:

@@ -325,12 +325,13 @@ def test_lookup_pings_during_a_sync_wait_for_the_next_one(env, redis, api):
     for sms_id in ("1", "2"):
         api.add_status(sms_id, "ok")
     ping(redis, settings, "1")
-    client(settings, redis).token()  # so the slow answer below is the /smsstatus call
-    api.answer_slowly(0.6)
-    late = threading.Timer(0.2, ping, (redis, settings, "2"))  # arrives while "1" is being asked about
-    late.start()
-    sync(redis, settings)
-    late.join()
+    api.hold = threading.Event()  # the /smsstatus answer waits until "2" has been pinged
+    first = threading.Thread(target=sync, args=(redis, settings))
+    first.start()
+    assert api.asked_event.wait(30), "the sync never asked about '1'"
+    ping(redis, settings, "2")  # arrives while "1" is being asked about
+    api.hold.set()
+    first.join(30)
     # One call for the batch it took; the late id is left to the sync its own ping scheduled.
     assert api.asked == [["1"]]
     assert redis.smembers(PENDING) == {b"2"} and redis.exists(DUE)

@@ -129,14 +129,14 @@ def test_huge_flat_json_under_the_limit(client):
 @given(text=st.lists(st.sampled_from(["\r", "\n", "\r\n", "X-Injected: 1", "<b>", "</RESULT>", "&", "é",
                                       "\x00", " "]), max_size=20).map("".join))
 def test_header_injection_in_reply_text_stays_text(client, redis, text):
-    redis.delete("smshooks:inbox")
+    redis.flushdb()  # each example starts empty: its reply is new, so it must be stored
     text = "Hi" + text  # never blank
     response = client.post(f"/redoxygen/reply?token={SECRET}", data={**REPLY_FIELDS, "ReplyText": text})
     assert response.status_code == 200, response.data
     assert "X-Injected" not in response.headers
     assert response.data.count(b"<RESULT>") == 1  # our HTML answer is not broken by the text
     stored = [json.loads(e) for e in redis.lrange("smshooks:inbox", 0, -1)]
-    assert [e["text"] for e in stored] in ([text], [])  # kept as sent (or a duplicate of an earlier example)
+    assert [e["text"] for e in stored] == [text]  # kept as sent
 
 
 @RELAXED
