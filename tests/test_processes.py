@@ -17,6 +17,7 @@ from tests.conftest import ROOT, SECRET, free_port, process_env, processes, venv
 from tests.providers.test_redoxygen import MESSAGE_1, REPLY
 from webhooks.config import normalize_database_url
 from webhooks.embedded import ROUTES
+from webhooks.queueing import queue_for
 
 
 @contextmanager
@@ -269,7 +270,10 @@ def test_two_workers_under_a_burst_handle_every_event_exactly_once(redis, redis_
         assert statuses == [200] * len(ids)
         wait_for(lambda: rows(sqlite_url, "select count(*) from sms_events") == [(250,)], timeout=30)
         wait_for(lambda: redis.llen("test:recorder") >= 250, timeout=30)
-        time.sleep(1)  # anything handled twice would show up now
+        # Idle (nothing queued, running or in the inbox): a job run twice would have recorded twice by now.
+        queue = queue_for(redis, "smshooks")
+        wait_for(lambda: not (queue.count or queue.started_job_registry.count or redis.llen("smshooks:inbox")),
+                 timeout=30)
     recorded = redis.lrange("test:recorder", 0, -1)
     assert len(recorded) == len(set(recorded)) == 250
     assert rows(sqlite_url, "select count(distinct message_id) from sms_messages") == [(250,)]
