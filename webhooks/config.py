@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import os
 from collections.abc import Mapping
@@ -96,7 +97,7 @@ class Settings:
     trusted_proxy_count: int = 0  # proxies in front of us that append to X-Forwarded-For (Heroku: 1)
     auth_fail_limit: int = 30  # failed authentications per client address per minute before 429; 0: no limit
 
-    @property
+    @functools.cached_property  # split once, not on every request (a frozen dataclass still has a __dict__)
     def webhook_secrets(self) -> tuple[str, ...]:
         return split_secrets(self.webhook_secret)
 

@@ -146,4 +146,4 @@ class DigitaleoClient:
                                  f"not JSON: {self._clean(response.text[:100], token)!r}") from None
 
     def _clean(self, text: str, token: str | None) -> str:
-        return redact(redact(text, token), self.config.client_secret)
+        return redact(text, (token, self.config.client_secret))  # a tuple: never split on commas

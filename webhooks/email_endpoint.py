@@ -19,7 +19,6 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import logging
 from email.message import EmailMessage
 from urllib.parse import parse_qsl
 
@@ -34,7 +33,6 @@ from .payload import BadPayload, read_body
 from .providers import ParseContext
 from .security import scrub
 
-log = logging.getLogger("webhooks.email")
 
 RAW_FIELDS = ("body-mime", "email")  # Mailgun's raw-MIME route; SendGrid's raw option
 PARSED_BODY_FIELDS = ("body-plain", "stripped-text", "body-html")  # Mailgun's parsed route

@@ -30,9 +30,9 @@ import hashlib
 import re
 from email.message import Message
 
-from .events import Event, Kind, Status, event_id_for, reply_event_id
+from .events import Event, Kind, Status, event_id_for
 from .mail_text import body_text, header, read_headers, read_message
-from .providers import ParseContext, ParseError, redoxygen
+from .providers import ParseContext, ParseError, digitaleo, redoxygen, reply_event
 from .security import scrub
 
 NAME = "email"  # the provider of an email no provider's format matched
@@ -66,7 +66,7 @@ def parse_email(raw: bytes, ctx: ParseContext, secret: str | None = None) -> lis
     try:
         found = _DIGITALEO_SUBJECT.search(subject)
         if found:
-            provider, message_id = "digitaleo", found["sms_id"]
+            provider, message_id = digitaleo.NAME, found["sms_id"]
             reason = "no response found in the body of a Digitaleo response email"
             return [_digitaleo_reply(message, found, text, ctx, secret)]
         events = _redoxygen_events(text, ctx)
@@ -142,20 +142,10 @@ def _digitaleo_reply(message: Message, subject: re.Match[str], text: str, ctx: P
     if response is None:
         raise _NotFound()
     sender = ctx.phone(subject["phone"])
-    return Event(
-        provider="digitaleo",
-        kind=Kind.REPLY,
-        status=Status.RECEIVED,
-        final=True,
-        message_id=subject["sms_id"],
-        sender=sender,
-        text=response,
-        occurred_at=_date(message),
-        received_at=ctx.received_at,
-        raw={"subject": subject.string, "from": scrub(header(message, "from"), secret),
-             "date": header(message, "date"), "body": text[:KEEP_CHARS]},
-        event_id=reply_event_id("digitaleo", subject["sms_id"], sender, response),
-    )
+    # reply_event: the id the same reply gets from Digitaleo's API (webhooks.providers.digitaleo).
+    return reply_event(ctx, digitaleo.NAME, subject["sms_id"], sender, response, occurred_at=_date(message),
+                       raw={"subject": subject.string, "from": scrub(header(message, "from"), secret),
+                            "date": header(message, "date"), "body": text[:KEEP_CHARS]})
 
 
 def _date(message: Message):  # type: ignore[no-untyped-def]

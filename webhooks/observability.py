@@ -10,6 +10,7 @@ from typing import Any
 
 from .config import Settings
 from .redaction import scrub_value, secrets_from_env
+from .security import redact
 
 
 def init_sentry(settings: Settings, web: bool, env: Mapping[str, str] | None = None) -> bool:
@@ -65,19 +66,14 @@ def redact_logs(settings: Settings, env: Mapping[str, str] | None = None) -> Non
     if getattr(make_record, "redacts", None) == secrets:
         return  # already installed (create_app runs once per gunicorn worker, and in tests often)
 
-    def redact(text: str) -> str:
-        for secret in secrets:
-            text = text.replace(secret, "[secret]")
-        return text
-
     def redacted_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = make_record(*args, **kwargs)
         message = record.getMessage()
         if any(secret in message for secret in secrets):
-            record.msg, record.args = redact(message), None
+            record.msg, record.args = redact(message, secrets), None
         if record.exc_info and record.exc_info[1] is not None:
             text = "".join(traceback.format_exception(*record.exc_info))
-            record.exc_text = redact(text.rstrip("\n"))
+            record.exc_text = redact(text.rstrip("\n"), secrets)
         return record
 
     redacted_record.redacts = secrets  # type: ignore[attr-defined]

@@ -25,7 +25,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 
-from ..events import Event, Kind, Status
+from ..events import FINAL_STATUSES, Event, Kind, Status
 from . import Code, ParseContext, ParseError, is_number, reply_event
 
 NAME = "redoxygen"
@@ -161,7 +161,7 @@ def parse_receipt(payload: Mapping[str, Any], ctx: ParseContext) -> list[Event]:
             provider=NAME,
             kind=Kind.RECEIPT,
             status=status,
-            final=status in (Status.DELIVERED, Status.FAILED),
+            final=status in FINAL_STATUSES,
             message_id=fields_["sms_id"],
             recipient=ctx.phone(fields_["dest_tn"]),
             provider_status=fields_["result"],

@@ -55,7 +55,6 @@ STATUSES: dict[str, tuple[Status, bool, str]] = {
     "25": (Status.FAILED, True, "number unavailable"),
 }
 CHECKSUM_FIELDS = ("md5", "sha1", "crc32")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def declared_charset(content_type_charset: str | None, url_charset: str | None, fmt: str | None) -> str | None:
@@ -172,11 +171,9 @@ def _status(f: dict[str, Any], ctx: ParseContext, raw: dict[str, Any]) -> Event:
         received_at=ctx.received_at,
         raw=raw,
     )
-    # One SMSC id covers every phone of a send, and `err` refines the status: both name the
-    # fact. The id is taken from a copy whose receipt time is fixed, because an event's
-    # `occurred_at` falls back to its receipt time, and a repeated callback must hash the same.
-    facts = dataclasses.replace(event, occurred_at=occurred_at, received_at=_EPOCH)
-    return dataclasses.replace(event, event_id=event_id_for(facts, f["phone"], err or ""))
+    # One SMSC id covers every phone of a send, and `err` refines the status: both name the fact.
+    # (event_id_for leaves out an `occurred_at` that only defaulted to the receipt time.)
+    return dataclasses.replace(event, event_id=event_id_for(event, f["phone"], err or ""))
 
 
 def _incoming(f: dict[str, Any], ctx: ParseContext, raw: dict[str, Any]) -> Event:
