@@ -22,7 +22,7 @@ import requests
 from redis import Redis
 
 from tests.conftest import ROOT, SECRET, RedisServer, free_port, process_env, processes, venv_bin, wait_for
-from webhooks.embedded import PERSISTENCE
+from webhooks.cli.run import PERSISTENCE
 
 __all__ = ["ROOT", "SECRET", "Stack", "TcpProxy", "free_port", "wait_for"]
 

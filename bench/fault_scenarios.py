@@ -28,9 +28,9 @@ from bench.fault_sender import REORDERED_FINAL, receipt
 from handlers.database import init_db, make_engine
 from tests.digitaleo_standin import DigitaleoStandIn, made_up_history
 from webhooks.events import utcnow
+from webhooks.pipeline.queueing import INBOX, queue_for
 from webhooks.providers import ParseContext
-from webhooks.providers.digitaleo import parse_records
-from webhooks.queueing import INBOX, queue_for
+from webhooks.providers.digitaleo.statuses import parse_records
 
 HANDLERS = "database,bench.fault_handlers:Counter"
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

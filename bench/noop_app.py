@@ -1,6 +1,6 @@
 """The baseline for the web benchmark: a Flask app that answers without parsing or touching Redis.
 
-Served by gunicorn with the project's own settings (`-c python:webhooks.gunicorn_conf`),
+Served by gunicorn with the project's own settings (`-c python:webhooks.cli.gunicorn_conf`),
 so the difference from `webhooks:create_app()` is what smshooks itself costs per callback.
 """
 

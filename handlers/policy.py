@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from webhooks.config import ConfigError, _intervals
+from webhooks.config import ConfigError, intervals_setting
 from webhooks.events import Kind, Status
 
 # What `<NAME>_EVENTS` may name: a kind (every event of it) or a status.
@@ -46,7 +46,7 @@ class Policy:
         """Read `<NAME>_EVENTS` and `<NAME>_RETRY_INTERVALS`; ConfigError names a bad one."""
         prefix = env_prefix(name)
         intervals_key = f"{prefix}_RETRY_INTERVALS"
-        intervals = _intervals(env, intervals_key, "1,2") if env.get(intervals_key) else default_intervals
+        intervals = intervals_setting(env, intervals_key, "1,2") if env.get(intervals_key) else default_intervals
         return cls(name, _events(env, f"{prefix}_EVENTS"), intervals, max_batch)
 
     def wants(self, event: Mapping[str, Any]) -> bool:

@@ -18,8 +18,9 @@ from redis.exceptions import RedisError
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
-from webhooks import create_app, jobs
-from webhooks.queueing import queue_for
+from webhooks import create_app
+from webhooks.pipeline import jobs
+from webhooks.pipeline.queueing import queue_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "s3cret-Token_for-tests"

@@ -9,23 +9,25 @@ from collections.abc import Mapping
 from flask import Flask
 
 from handlers.registry import check
-
-from . import redis_store
-from .access import trust_proxies
-from .config import MAX_BODY_BYTES, Settings
-from .observability import init_sentry, redact_logs
-from .views import bp, json_errors
+from webhooks.config import MAX_BODY_BYTES, Settings
+from webhooks.providers.digitaleo.config import DigitaleoConfig
+from webhooks.routes import bp, json_errors
+from webhooks.telemetry.logs import redact_logs
+from webhooks.telemetry.sentry import init_sentry
+from webhooks.web import redis_store
+from webhooks.web.access import trust_proxies
 
 
 def create_app(config: Mapping[str, str] | None = None) -> Flask:
     """Build the web app from the environment; `config` overrides environment variables (tests)."""
-    settings = Settings.from_env({**os.environ, **(config or {})})
+    env = {**os.environ, **(config or {})}
+    settings = Settings.from_env(env)
     check(settings.handlers)  # an unknown handler name stops start-up here, not in the worker hours later
-    redact_logs(settings, {**os.environ, **(config or {})})
-    init_sentry(settings, web=True, env={**os.environ, **(config or {})})
+    redact_logs(settings, env)
+    init_sentry(settings, web=True, env=env)
 
     app = Flask(__name__)
-    app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
+    app.config.update(SETTINGS=settings, DIGITALEO=DigitaleoConfig.from_env(env), MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
     logging.getLogger("webhooks").setLevel(settings.log_level)
     if not settings.webhook_secret:
         app.logger.warning("WEBHOOK_SECRET is not set: anyone who finds these URLs can post events")

@@ -1,4 +1,8 @@
-"""Settings, read only from the environment (12-factor). Every name is documented in the README."""
+"""Settings, read only from the environment (12-factor). Every name is documented in docs/configuration.md.
+
+Each provider's own settings live with the provider (`providers/digitaleo/config.py`), built
+from the same environment with the readers here (`int_setting`, `intervals_setting`).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,6 @@ import functools
 import ipaddress
 import os
 from collections.abc import Mapping
-
-from .digitaleo_config import DigitaleoConfig
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "sqlite:///smshooks.db"
@@ -29,7 +31,7 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+def int_setting(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
     raw = env.get(name)
     if raw in (None, ""):
         return default
@@ -42,7 +44,7 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
     return value
 
 
-def _intervals(env: Mapping[str, str], name: str, default: str) -> tuple[int, ...]:
+def intervals_setting(env: Mapping[str, str], name: str, default: str) -> tuple[int, ...]:
     raw = env.get(name) or default
     if raw.strip().lower() == "none":
         return ()  # no retries: a failing job goes straight to the failed registry
@@ -92,7 +94,6 @@ class Settings:
     smsc_password: str | None = dataclasses.field(default=None, repr=False)
     ogangi_shortcodes: frozenset[str] = frozenset()  # our OGANGI short/long codes: a message to one is inbound
     inbound_email_max_bytes: int = INBOUND_EMAIL_MAX_BYTES  # largest email /inbound/email and smtpd take
-    digitaleo: DigitaleoConfig = DigitaleoConfig()  # API credentials and sync mode
     allowed_ips: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()  # empty: any client address
     trusted_proxy_count: int = 0  # proxies in front of us that append to X-Forwarded-For (Heroku: 1)
     auth_fail_limit: int = 30  # failed authentications per client address per minute before 429; 0: no limit
@@ -112,22 +113,21 @@ class Settings:
             webhook_secret=env.get("WEBHOOK_SECRET") or None,
             handlers=handlers,
             sentry_dsn=env.get("SENTRY_DSN") or None,
-            dedupe_window=_int(env, "DEDUPE_WINDOW", cls.dedupe_window),
+            dedupe_window=int_setting(env, "DEDUPE_WINDOW", cls.dedupe_window),
             phone_region=region,
-            retry_intervals=_intervals(env, "RETRY_INTERVALS", "10,60,300,1800"),
-            batch_size=_int(env, "BATCH_SIZE", cls.batch_size),
-            job_timeout=_int(env, "JOB_TIMEOUT", cls.job_timeout),
-            maintenance_interval=_int(env, "MAINTENANCE_INTERVAL", cls.maintenance_interval),
+            retry_intervals=intervals_setting(env, "RETRY_INTERVALS", "10,60,300,1800"),
+            batch_size=int_setting(env, "BATCH_SIZE", cls.batch_size),
+            job_timeout=int_setting(env, "JOB_TIMEOUT", cls.job_timeout),
+            maintenance_interval=int_setting(env, "MAINTENANCE_INTERVAL", cls.maintenance_interval),
             queue_name=env.get("RQ_QUEUE") or cls.queue_name,
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
             smsc_password=env.get("SMSC_PASSWORD") or None,
             ogangi_shortcodes=frozenset(c.strip() for c in (env.get("OGANGI_SHORTCODES") or "").split(",")
                                         if c.strip()),
-            inbound_email_max_bytes=_int(env, "INBOUND_EMAIL_MAX_BYTES", INBOUND_EMAIL_MAX_BYTES),
-            digitaleo=DigitaleoConfig.from_env(env),
+            inbound_email_max_bytes=int_setting(env, "INBOUND_EMAIL_MAX_BYTES", INBOUND_EMAIL_MAX_BYTES),
             allowed_ips=_networks(env),
-            trusted_proxy_count=_int(env, "TRUSTED_PROXY_COUNT", cls.trusted_proxy_count, minimum=0),
-            auth_fail_limit=_int(env, "AUTH_FAIL_LIMIT", cls.auth_fail_limit, minimum=0),
+            trusted_proxy_count=int_setting(env, "TRUSTED_PROXY_COUNT", cls.trusted_proxy_count, minimum=0),
+            auth_fail_limit=int_setting(env, "AUTH_FAIL_LIMIT", cls.auth_fail_limit, minimum=0),
         )
         secrets = settings.webhook_secrets
         if settings.webhook_secret is not None and not secrets:

@@ -10,11 +10,12 @@ import pytest
 from tests.conftest import SECRET
 from tests.webhook_cases import JSON, WebhookCases
 from webhooks import create_app
-from webhooks.digitaleo_sync import DUE, OPEN, PENDING
 from webhooks.events import Kind, Status, reply_event_id
+from webhooks.pipeline.queueing import queue_for
 from webhooks.providers import ParseContext
-from webhooks.providers.digitaleo import parse_ping, parse_record, parse_records, records
-from webhooks.queueing import queue_for
+from webhooks.providers.digitaleo.ping import parse_ping
+from webhooks.providers.digitaleo.statuses import parse_record, parse_records, records
+from webhooks.providers.digitaleo.sync import DUE, OPEN, PENDING
 
 PARIS = ZoneInfo("Europe/Paris")
 CTX = ParseContext(received_at=datetime(2024, 1, 1, tzinfo=timezone.utc), phone_region="FR")

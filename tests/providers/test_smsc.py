@@ -223,7 +223,7 @@ def test_incoming_checksum_is_over_the_text_in_its_charset(signed_client, redis,
 
 
 @pytest.mark.parametrize("body", [
-    pytest.param({**STATUS, "md5": checksum("md5", f"1234:79991234567:1:wrong")}, id="wrong-password"),
+    pytest.param({**STATUS, "md5": checksum("md5", "1234:79991234567:1:wrong")}, id="wrong-password"),
     pytest.param({**STATUS, "status": "3", "md5": checksum("md5", STATUS_STRING)}, id="status-changed"),
     pytest.param({**STATUS, "sha1": "0" * 40}, id="wrong-sha1"),
     pytest.param({**STATUS, "crc32": "zz"}, id="garbage-crc32"),

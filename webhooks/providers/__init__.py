@@ -8,8 +8,8 @@ from typing import Any
 
 from marshmallow import ValidationError, fields
 
-from ..events import Event, Kind, Status, reply_event_id
-from ..phones import to_e164
+from webhooks.events import Event, Kind, Status, reply_event_id
+from webhooks.phones import to_e164
 
 
 class ParseError(ValueError):

@@ -26,7 +26,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load
 
-from ..events import Event, Kind, Status
+from webhooks.events import Event, Kind, Status
+
 from . import Code, ParseContext, ParseError, reply_event
 
 NAME = "ogangi"

@@ -25,7 +25,8 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 
-from ..events import FINAL_STATUSES, Event, Kind, Status
+from webhooks.events import FINAL_STATUSES, Event, Kind, Status
+
 from . import Code, ParseContext, ParseError, is_number, reply_event
 
 NAME = "redoxygen"

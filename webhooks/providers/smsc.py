@@ -32,7 +32,8 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
 
-from ..events import Event, Kind, Status, event_id_for
+from webhooks.events import Event, Kind, Status, event_id_for
+
 from . import Code, ParseContext, ParseError, SignatureError, is_number, reply_event
 
 NAME = "smsc"

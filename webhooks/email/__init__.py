@@ -1,0 +1,1 @@
+"""The email path: provider emails over HTTP (`endpoint`) or SMTP (`smtpd`), read by `parse` and `text`."""

@@ -1,0 +1,1 @@
+"""From the inbox to the handlers: the ingest write, dispatch, handler jobs, their marks and failures."""

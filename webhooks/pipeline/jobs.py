@@ -1,0 +1,135 @@
+"""RQ job functions, imported by name by the worker (never defined in __main__)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import sentry_sdk
+from rq import get_current_job
+
+from handlers.base import Handler
+from handlers.mail import EmailHandler
+from handlers.policy import Policy
+from handlers.registry import build_each, env_name
+from webhooks.config import ConfigError, Settings
+from webhooks.events import load_events
+from webhooks.providers.digitaleo.config import DigitaleoConfig
+from webhooks.telemetry import metrics
+from webhooks.telemetry.redaction import secrets_from_env
+
+from .failures import reason_of, send_fallback
+from .handled import already_handled, mark_handled
+from .queueing import dispatch_inbox, queue_for
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """What a worker builds once and reuses for every job: settings and handlers."""
+
+    def __init__(self, settings: Settings, handlers: dict[str, Handler], policies: dict[str, Policy] | None = None,
+                 broken: dict[str, str] | None = None, fallback: EmailHandler | None = None,
+                 secrets: tuple[str, ...] = (), digitaleo: DigitaleoConfig | None = None) -> None:
+        self.settings = settings
+        self.handlers = handlers
+        self.policies = policies or {}
+        self.broken = broken or {}  # handler name -> why it could not be built
+        self.fallback = fallback
+        # Every configured secret (redaction.secrets_from_env), kept out of fallback emails.
+        self.secrets = secrets or settings.webhook_secrets
+        self.digitaleo = digitaleo or DigitaleoConfig()  # the Digitaleo sync's API credentials and mode
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Runtime:
+        """Build every handler that can be built; the others are reported in `broken`, by name."""
+        env = dict(os.environ if env is None else env)
+        settings = Settings.from_env(env)
+        handlers, broken = build_each(settings.handlers, env)
+        policies = {}
+        for name in settings.handlers:
+            try:
+                policies[name] = Policy.from_env(env_name(name), env, settings.retry_intervals,
+                                                 getattr(handlers.get(name), "max_batch", None))
+            except ConfigError as err:
+                broken[name] = f"handler {name!r} cannot start: {err}"
+                if name in handlers:
+                    handlers.pop(name).close()
+        fallback = None
+        if env.get("FALLBACK_EMAIL_TO"):
+            try:
+                fallback = EmailHandler.from_env(env, to_key="FALLBACK_EMAIL_TO")
+            except ValueError as err:
+                broken["fallback"] = f"the fallback email cannot start: {err}"
+        return cls(settings, handlers, policies, broken, fallback, secrets_from_env(env, settings.webhook_secrets),
+                   DigitaleoConfig.from_env(env))
+
+    def close(self) -> None:
+        for handler in self.handlers.values():
+            handler.close()
+
+
+_runtime: Runtime | None = None
+
+
+def configure(runtime: Runtime | None) -> None:
+    """Install the runtime the jobs use (the worker does this at start; tests too)."""
+    global _runtime
+    _runtime = runtime
+
+
+def runtime() -> Runtime:
+    global _runtime
+    if _runtime is None:
+        _runtime = Runtime.from_env()
+    return _runtime
+
+
+def dispatch() -> int:
+    """Move the inbox into one job per handler; see webhooks.pipeline.queueing."""
+    job = get_current_job()
+    current = runtime()
+    return dispatch_inbox(job.connection, queue_for(job.connection, job.origin), current.settings, current.policies)
+
+
+@metrics.counted_handler_job  # success / retry / final failure and latency, for /metrics
+def handle(handler_name: str, events: list[dict[str, Any]]) -> int:
+    """Give a batch of events to one handler; raising makes RQ retry this job alone."""
+    job = get_current_job()
+    if job is not None:  # counted for `smshooks failed` and the fallback email
+        job.meta["attempts"] = int(job.meta.get("attempts", 0)) + 1
+        job.save_meta()
+    current = runtime()
+    handler = current.handlers.get(handler_name)
+    if handler is None:
+        raise LookupError(current.broken.get(handler_name)
+                          or f"handler {handler_name!r} is not enabled in this worker's HANDLERS")
+    # The current scope is the one the RQ integration opens per job: the tag names the failing handler.
+    sentry_sdk.get_current_scope().set_tag("handler", handler_name)
+    if job is not None and already_handled(job.connection, job.id):
+        log.info("%s: job %s ran to the end before; not handling its events again", handler_name, job.id)
+        return 0
+    handler.handle_batch(load_events(events))
+    if job is not None:  # see pipeline/handled.py: RQ may run a finished job again
+        mark_handled(job.connection, job.id, wait=runtime().settings.job_timeout)
+    log.info("%s handled %d event(s)", handler_name, len(events))
+    return len(events)
+
+
+def digitaleo_sync() -> int:
+    """Read from the Digitaleo API what the pings announced, and store it; see providers/digitaleo/sync.py."""
+    from webhooks.providers.digitaleo import sync  # imported here: only Digitaleo users need requests loaded
+
+    job = get_current_job()
+    current = runtime()
+    return sync.run(job.connection, queue_for(job.connection, job.origin), current.settings, current.digitaleo)
+
+
+def handler_failed(job: Any, connection: Any, exc_type: Any, exc_value: Any, _traceback: Any) -> None:
+    """RQ failure callback of handler jobs: after the last retry, the events go to the fallback email."""
+    if job.should_retry:  # RQ's own test (metrics.counted_handler_job uses it too): it retries the job
+        return  # the fallback is for events that will not be delivered
+    current = runtime()
+    # Every configured secret, not only WEBHOOK_SECRET: a Slack error may quote SLACK_WEBHOOK_URL.
+    send_fallback(current.fallback, job, reason_of(exc_type, exc_value), current.secrets)

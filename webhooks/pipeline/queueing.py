@@ -1,0 +1,181 @@
+"""From accepted events to RQ jobs, without ever holding an event only in memory.
+
+The path of an event:
+
+1. The web process runs one Lua script per callback (`store`): for each event it
+   marks the event id as seen (SET NX EX window) and, only if it was new, appends the
+   event to the inbox list. Mark and append are one atomic step, so a failure can
+   never leave an event marked seen but not stored. The script also raises a
+   "dispatch pending" flag; whoever raises it enqueues one `dispatch` job.
+2. The `dispatch` job (webhooks.pipeline.jobs.dispatch) takes up to `batch_size` events off
+   the head of the inbox and, in one MULTI/EXEC, enqueues one job per handler carrying
+   the whole batch and trims them off the inbox. An event is therefore always either in
+   the inbox or in RQ jobs. One dispatcher runs at a time (a Redis lock), so the head
+   of the inbox is never taken twice.
+3. While workers are busy, events pile up in the inbox and the next dispatch carries
+   them all: batches grow with load, and one handler job handles many events.
+
+If the `dispatch` enqueue itself fails (Redis went away between the two calls), the
+flag expires after `FLAG_TTL` seconds and the next callback, or the worker's periodic
+`kick`, raises it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from redis import Redis
+from redis.exceptions import LockNotOwnedError
+from rq import Callback, Queue, Retry
+from rq.serializers import JSONSerializer
+
+from webhooks.config import Settings
+from webhooks.events import EVENT_SCHEMA, Event
+
+if TYPE_CHECKING:
+    from handlers.policy import Policy
+
+INBOX = "smshooks:inbox"
+DISPATCH_FLAG = "smshooks:dispatch:pending"
+DISPATCH_LOCK = "smshooks:dispatch:lock"
+SEEN_PREFIX = "smshooks:seen:"
+FLAG_TTL = 10  # seconds; bounds how long a lost dispatch enqueue delays events
+LOCK_TIMEOUT = 60  # seconds a killed dispatcher can hold the lock
+RESULT_TTL = 600  # seconds a handler job's result stays readable
+FAILURE_TTL = 30 * 24 * 3600  # failed handler jobs stay for inspection and replay
+
+# KEYS: inbox, flag. ARGV: window, flag ttl, seen prefix, then (event id, payload) pairs.
+# Returns one 1/0 per event (stored / duplicate) and, last, 1 when a dispatch must be enqueued.
+_STORE = """
+local stored = {}
+for i = 4, #ARGV, 2 do
+  if redis.call('SET', ARGV[3] .. ARGV[i], '1', 'NX', 'EX', ARGV[1]) then
+    redis.call('RPUSH', KEYS[1], ARGV[i + 1])
+    stored[#stored + 1] = 1
+  else
+    stored[#stored + 1] = 0
+  end
+end
+local kick = 0
+if redis.call('LLEN', KEYS[1]) > 0 and redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then
+  kick = 1
+end
+stored[#stored + 1] = kick
+return stored
+"""
+
+
+def queue_for(redis: Redis, name: str) -> Queue:
+    """The project's queue; jobs carry JSON, not pickles."""
+    return Queue(name, connection=redis, serializer=JSONSerializer)
+
+
+class Ingest:
+    """The web side's one write: store events (deduplicated) and make sure a dispatch will run."""
+
+    def __init__(self, redis: Redis, queue: Queue, window: int) -> None:
+        self.redis = redis
+        self.queue = queue
+        self.window = window
+        self._store = redis.register_script(_STORE)
+
+    def store(self, events: Sequence[Event]) -> list[bool]:
+        """Store events in their wire form; True for each event that was new. Raises RedisError."""
+        return self._run([(e.event_id, json.dumps(EVENT_SCHEMA.dump(e))) for e in events])[0]
+
+    def kick(self) -> bool:
+        """Enqueue a dispatch if events wait in the inbox and none is pending."""
+        return self._run([])[1]
+
+    def _run(self, events: Sequence[tuple[str, str]]) -> tuple[list[bool], bool]:
+        args: list[Any] = [self.window, FLAG_TTL, SEEN_PREFIX]
+        for event_id, payload in events:
+            args += [event_id, payload]
+        *stored, kick = self._store(keys=[INBOX, DISPATCH_FLAG], args=args)
+        if kick:
+            self.enqueue_dispatch()
+        return [bool(s) for s in stored], bool(kick)
+
+    def enqueue_dispatch(self) -> None:
+        self.queue.enqueue("webhooks.pipeline.jobs.dispatch", result_ttl=0, failure_ttl=FAILURE_TTL,
+                           description="dispatch the inbox to handlers")
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def handler_job_id(handler: str, event_ids: Sequence[str]) -> str:
+    """Derived from what the job carries, so the same work can never be enqueued twice."""
+    digest = hashlib.sha256("\n".join(event_ids).encode()).hexdigest()[:32]
+    return f"handle-{_UNSAFE.sub('_', handler)}-{digest}"
+
+
+def retry_policy(intervals: Sequence[int]) -> Retry | None:
+    return Retry(max=len(intervals), interval=list(intervals)) if intervals else None
+
+
+def _jobs(settings: Settings, policies: Mapping[str, Policy],
+          events: list[dict[str, Any]]) -> Iterator[tuple[str, list[Any], tuple[int, ...]]]:
+    """(handler, its events, its retry intervals) for every job a batch makes.
+
+    Without a policy a handler gets the whole batch and RETRY_INTERVALS.
+    """
+    for name in settings.handlers:
+        policy = policies.get(name)
+        if policy is None:
+            yield name, events, settings.retry_intervals
+        else:
+            for chunk in policy.jobs(events):
+                yield name, chunk, policy.retry_intervals
+
+
+def dispatch_inbox(redis: Redis, queue: Queue, settings: Settings,
+                   policies: Mapping[str, Policy] | None = None) -> int:
+    """Move every event in the inbox into one job per handler; returns how many events moved.
+
+    `policies` (the worker's, from `<NAME>_EVENTS` / `<NAME>_RETRY_INTERVALS`) give each
+    handler only the events it wants, and its own retries; a handler that wants none of
+    a batch gets no job for it. Without a policy a handler gets everything.
+    """
+    # Cleared before reading the inbox: an event pushed after this line raises the
+    # flag again and gets a dispatch of its own, so none is left waiting.
+    redis.delete(DISPATCH_FLAG)
+    moved = 0
+    with redis.lock(DISPATCH_LOCK, timeout=LOCK_TIMEOUT, blocking_timeout=LOCK_TIMEOUT) as lock:
+        while True:
+            # A long drain outlives LOCK_TIMEOUT: renew it each batch, or a second dispatcher
+            # would take it and trim the same head of the inbox twice.
+            try:
+                lock.reacquire()
+            except LockNotOwnedError:
+                return moved  # it expired and another dispatcher has it now; the inbox is its
+            batch = redis.lrange(INBOX, 0, settings.batch_size - 1)
+            if not batch:
+                return moved
+            events = [json.loads(item) for item in batch]
+            with redis.pipeline(transaction=True) as pipe:
+                for name, wanted, intervals in _jobs(settings, policies or {}, events):
+                    job_id = handler_job_id(name, [e["event_id"] for e in wanted])
+                    # RQ's unique=True cannot join a MULTI/EXEC; under the dispatch lock, only
+                    # this code creates handler jobs, so checking first is just as safe.
+                    if queue.job_class.exists(job_id, connection=redis):
+                        continue
+                    queue.enqueue(
+                        "webhooks.pipeline.jobs.handle", name, wanted,
+                        job_id=job_id,
+                        description=f"{name}: {len(wanted)} event(s)",
+                        retry=retry_policy(intervals),
+                        on_failure=Callback("webhooks.pipeline.jobs.handler_failed"),
+                        # A worker killed mid-job leaves it "started"; RQ retries it once
+                        # job_timeout + 60 s have passed, so the timeout also bounds that delay.
+                        job_timeout=settings.job_timeout,
+                        result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
+                        pipeline=pipe,
+                    )
+                pipe.ltrim(INBOX, len(batch), -1)
+                pipe.execute()
+            moved += len(batch)

@@ -1,0 +1,181 @@
+"""What smshooks counts for Prometheus, recorded where it happens; `metrics_view` serves it at /metrics.
+
+Two kinds of process count, usually on different machines:
+
+- web (gunicorn workers): callbacks by outcome and events stored, in prometheus_client
+  counters. Under gunicorn they are in multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set
+  by gunicorn_conf), so a scrape answered by any gunicorn worker sums them all.
+- worker (`smshooks worker`, another dyno): handler job outcomes, callback-to-handled
+  latency and provider API calls, added to Redis hashes (one pipelined round trip per
+  job) that the web side reads when it is scraped.
+
+prometheus_client is imported only when a web counter is first used, never at import
+time: it picks single- or multiprocess mode once, when it is first imported, and
+`gunicorn -c python:webhooks.cli.gunicorn_conf` imports this package before that file
+gets to set PROMETHEUS_MULTIPROC_DIR.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import json
+import logging
+import os
+from collections import Counter as Tally
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from flask import Response, g
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import get_current_job
+
+from webhooks.config import DEFAULT_REDIS_URL
+
+log = logging.getLogger(__name__)
+
+# Redis hashes written by workers (and anything calling api_call); fields are JSON label lists.
+HANDLER_JOBS = "smshooks:metrics:handler_jobs"  # [handler, outcome] -> jobs
+HANDLER_EVENTS = "smshooks:metrics:handler_events"  # [handler, outcome] -> events in those jobs
+LATENCY = "smshooks:metrics:latency"  # [handler, le] -> events (per bucket, not cumulative); [handler, "sum"]
+API_CALLS = "smshooks:metrics:api_calls"  # [provider, endpoint, outcome] -> calls
+
+# Seconds from callback to handled. Retries back off up to RETRY_INTERVALS' 1800 s, hence the long tail.
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0, float("inf"))
+
+
+def field(*labels: str) -> str:
+    """A hash field naming one series: its label values as a JSON list (any character is safe)."""
+    return json.dumps(labels)
+
+
+# --------------------------------------------------------------------------- web side
+
+
+@functools.cache
+def web_counters() -> tuple[Any, Any]:
+    """The web side's prometheus_client counters, made on first use (see the module docstring)."""
+    from prometheus_client import Counter
+
+    callbacks = Counter("smshooks_callbacks", "Provider callbacks answered, by outcome and HTTP status",
+                        ["provider", "outcome", "code"], registry=None)
+    events = Counter("smshooks_events", "Events stored by callbacks (duplicates not counted)",
+                     ["provider", "kind", "status"], registry=None)
+    return callbacks, events
+
+
+@functools.cache
+def _child(index: int, labels: tuple[str, ...]) -> Any:
+    # `.labels()` takes a lock and builds a key on every call; a callback pays one dict lookup instead.
+    return web_counters()[index].labels(*labels)
+
+
+def _outcome(code: int) -> str:
+    if code == 200:
+        return "accepted" if g.get("smshooks_accepted") else "duplicate"
+    if code == 503:
+        return "unavailable"
+    return "rejected" if code < 500 else "error"
+
+
+def counted_as(provider: str) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+    """Decorate a provider's view: one count per callback, by provider, outcome and HTTP status."""
+
+    def decorate(handle: Callable[..., Response]) -> Callable[..., Response]:
+        @functools.wraps(handle)
+        def wrapper(*args: Any, **kwargs: Any) -> Response:
+            try:
+                response = handle(*args, **kwargs)
+            except BaseException:
+                _child(0, (provider, "error", "500")).inc()
+                raise
+            _child(0, (provider, _outcome(response.status_code), str(response.status_code))).inc()
+            return response
+
+        return wrapper
+
+    return decorate
+
+
+def events_stored(events: Sequence[Any], stored: Sequence[bool]) -> None:
+    """Count the events a callback stored (new ones only), by provider, kind and status."""
+    for event, new in zip(events, stored):
+        if new:
+            _child(1, (event.provider, event.kind.value, event.status.value)).inc()
+    g.smshooks_accepted = any(stored)
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+def _latency_fields(events: Sequence[dict[str, Any]], now: datetime) -> tuple[Tally, float]:
+    buckets: Tally = Tally()
+    total = 0.0
+    for event in events:
+        try:
+            seconds = max((now - datetime.fromisoformat(event["received_at"])).total_seconds(), 0.0)
+        except (KeyError, TypeError, ValueError):
+            continue  # not an event we can time; handling it still counts
+        total += seconds  # clamped at 0: web and worker clocks (other machines) may disagree a little
+        buckets[LATENCY_BUCKETS[bisect.bisect_left(LATENCY_BUCKETS, seconds)]] += 1
+    return buckets, total
+
+
+def _record_job(handler: str, events: Sequence[dict[str, Any]], outcome: str) -> None:
+    job = get_current_job()
+    if job is None:
+        return  # called outside RQ (a direct call in a script): nowhere to count
+    try:
+        with job.connection.pipeline(transaction=False) as pipe:
+            pipe.hincrby(HANDLER_JOBS, field(handler, outcome), 1)
+            pipe.hincrby(HANDLER_EVENTS, field(handler, outcome), len(events))
+            if outcome == "success":
+                buckets, total = _latency_fields(events, datetime.now(timezone.utc))
+                for le, count in buckets.items():
+                    pipe.hincrby(LATENCY, field(handler, repr(le)), count)
+                pipe.hincrbyfloat(LATENCY, field(handler, "sum"), total)
+            pipe.execute()
+    except RedisError as err:
+        # Never let counting turn a handled job into a failed (and retried) one.
+        log.warning("could not record %s metrics for %s: %s", outcome, handler, type(err).__name__)
+
+
+def counted_handler_job(job_function: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate jobs.handle(handler_name, events): success, retry or final failure, and latency."""
+
+    @functools.wraps(job_function)
+    def wrapper(handler_name: str, events: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = job_function(handler_name, events, *args, **kwargs)
+        except BaseException:
+            job = get_current_job()
+            # RQ decides after this raises: with retries left it retries, otherwise the job fails for good.
+            _record_job(handler_name, events, "retry" if job is not None and job.should_retry else "failure")
+            raise
+        if result:  # 0: a re-run of a job already handled (webhooks.handled) did nothing to count
+            _record_job(handler_name, events, "success")
+        return result
+
+    return wrapper
+
+
+@functools.cache
+def _redis_from_env() -> Redis:
+    return Redis.from_url(os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
+
+
+def api_call(provider: str, endpoint: str, outcome: str, connection: Redis | None = None) -> None:
+    """Count one call to a provider's API, from any process; never raises.
+
+    `outcome` is a short word such as "ok", "http_4xx", "http_5xx", "timeout" or "error".
+    Redis is `connection`, else the current RQ job's, else REDIS_URL's.
+    """
+    if connection is None:
+        job = get_current_job()
+        connection = job.connection if job is not None else _redis_from_env()
+    try:
+        connection.hincrby(API_CALLS, field(provider, endpoint, outcome), 1)
+    except RedisError as err:
+        log.warning("could not count a %s API call: %s", provider, type(err).__name__)

@@ -1,0 +1,1 @@
+"""The request flow every endpoint shares: admission, reading bodies, storing, answering; /metrics, OpenAPI."""
