@@ -49,8 +49,10 @@ class Counter(Handler):
         db = sqlite3.connect(self.path, timeout=30)
         try:
             with db:
-                db.executemany("INSERT INTO deliveries (event_id, pid, at) VALUES (?, ?, ?)",
-                               [(e.event_id, os.getpid(), time.time()) for e in events])
+                db.executemany(
+                    "INSERT INTO deliveries (event_id, pid, at) VALUES (?, ?, ?)",
+                    [(e.event_id, os.getpid(), time.time()) for e in events],
+                )
         finally:
             db.close()
 

@@ -40,8 +40,9 @@ def procfile_command(kind: str) -> list[str]:
 class Stack:
     """A private Redis with the embedded default's persistence, gunicorn and workers, all on loopback."""
 
-    def __init__(self, workdir: Path, env: dict[str, str], web_concurrency: int = 2,
-                 appendfsync: str | None = None) -> None:
+    def __init__(
+        self, workdir: Path, env: dict[str, str], web_concurrency: int = 2, appendfsync: str | None = None
+    ) -> None:
         self.workdir = workdir
         persistence = list(PERSISTENCE)
         if appendfsync:  # to measure another policy than the embedded default's
@@ -49,9 +50,16 @@ class Stack:
         self.redis_server = RedisServer(workdir, args=tuple(persistence))
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.env = process_env({"REDIS_URL": self.redis_server.url, "WEBHOOK_SECRET": SECRET,
-                                "PORT": str(self.port), "HOST": "127.0.0.1",
-                                "WEB_CONCURRENCY": str(web_concurrency), **env})
+        self.env = process_env(
+            {
+                "REDIS_URL": self.redis_server.url,
+                "WEBHOOK_SECRET": SECRET,
+                "PORT": str(self.port),
+                "HOST": "127.0.0.1",
+                "WEB_CONCURRENCY": str(web_concurrency),
+                **env,
+            }
+        )
         self.procs: dict[str, subprocess.Popen] = {}
 
     @property
@@ -60,8 +68,15 @@ class Stack:
 
     def start(self, name: str, command: list[str]) -> subprocess.Popen:
         with open(self.workdir / f"{name}.log", "ab") as log:
-            proc = subprocess.Popen(command, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, process_group=0)
+            proc = subprocess.Popen(
+                command,
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                process_group=0,
+            )
         self.procs[name] = proc
         return proc
 
@@ -98,8 +113,10 @@ class Stack:
     def start_half_request(self, path: str, body: str) -> tuple[socket.socket, int]:
         """Send a callback's headers and half its body; the socket and the gunicorn worker now stuck in it."""
         client = socket.create_connection(("127.0.0.1", self.port), timeout=10)
-        head = (f"POST {path}?token={SECRET} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+        head = (
+            f"POST {path}?token={SECRET} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
         client.sendall(head.encode() + body[: len(body) // 2].encode())
         client_port = client.getsockname()[1]
         worker = wait_for(lambda: self._worker_with_peer(client_port), timeout=10, interval=0.05)
@@ -136,8 +153,22 @@ class Stack:
 
     def send(self, mix: str, rate: float, seconds: float, first_id: int) -> subprocess.Popen:
         """Start the sender process (bench.fault_sender); `sender_result` reads what it printed."""
-        command = [venv_bin("python"), "-m", "bench.fault_sender", self.base, "--secret", SECRET, "--mix", mix,
-                   "--rate", str(rate), "--seconds", str(seconds), "--first-id", str(first_id)]
+        command = [
+            venv_bin("python"),
+            "-m",
+            "bench.fault_sender",
+            self.base,
+            "--secret",
+            SECRET,
+            "--mix",
+            mix,
+            "--rate",
+            str(rate),
+            "--seconds",
+            str(seconds),
+            "--first-id",
+            str(first_id),
+        ]
         return subprocess.Popen(command, env=self.env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
 
     @staticmethod

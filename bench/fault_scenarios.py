@@ -71,15 +71,18 @@ class Outcome:
     def line(self) -> str:
         if self.skipped:
             return f"skipped: {self.skipped}"
-        return (f"sent {self.sent}, acknowledged {self.acknowledged}, stored {self.stored}, "
-                f"duplicated {self.duplicated}, lost {self.lost}")
+        return (
+            f"sent {self.sent}, acknowledged {self.acknowledged}, stored {self.stored}, "
+            f"duplicated {self.duplicated}, lost {self.lost}"
+        )
 
 
 class Run:
     """One scenario's parts: a stack on SQLite (or `database_url`) plus the counting handler."""
 
-    def __init__(self, opts: Options, name: str, database_url: str | None = None, read_url: str | None = None,
-                 **env: str) -> None:
+    def __init__(
+        self, opts: Options, name: str, database_url: str | None = None, read_url: str | None = None, **env: str
+    ) -> None:
         self.workdir = opts.workdir / name
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.database_url = database_url or f"sqlite:///{self.workdir / 'smshooks.db'}"
@@ -91,11 +94,23 @@ class Run:
         # read, so a lost ping shows as lost statuses; no safety sync to make up for one.
         self.api = DigitaleoStandIn()
         self.api.on_demand = True
-        digitaleo = {**self.api.env(), "DIGITALEO_MODE": "lookup", "DIGITALEO_PING_DELAY": "1",
-                     "DIGITALEO_SAFETY_INTERVAL": "0"}
-        self.stack = Stack(self.workdir, {"DATABASE_URL": self.database_url, "HANDLERS": HANDLERS,
-                                          "FAULT_COUNTER_DB": self.counter, **digitaleo, **env},
-                           appendfsync=opts.appendfsync)
+        digitaleo = {
+            **self.api.env(),
+            "DIGITALEO_MODE": "lookup",
+            "DIGITALEO_PING_DELAY": "1",
+            "DIGITALEO_SAFETY_INTERVAL": "0",
+        }
+        self.stack = Stack(
+            self.workdir,
+            {
+                "DATABASE_URL": self.database_url,
+                "HANDLERS": HANDLERS,
+                "FAULT_COUNTER_DB": self.counter,
+                **digitaleo,
+                **env,
+            },
+            appendfsync=opts.appendfsync,
+        )
 
     def __enter__(self) -> Run:
         self.api.start()
@@ -120,8 +135,12 @@ class Run:
         """Nothing left anywhere: inbox, queue, running, scheduled for retry (abandoned jobs included)."""
         redis = self.stack.redis
         queue = queue_for(redis, "smshooks")
-        return not (redis.llen(INBOX) or queue.count or StartedJobRegistry(queue=queue).count
-                    or ScheduledJobRegistry(queue=queue).count)
+        return not (
+            redis.llen(INBOX)
+            or queue.count
+            or StartedJobRegistry(queue=queue).count
+            or ScheduledJobRegistry(queue=queue).count
+        )
 
     def tally(self, sent: dict, deadline: float) -> Outcome:
         """Wait (up to `deadline` s) until every acknowledged event is stored and the service is idle; count."""
@@ -140,12 +159,17 @@ class Run:
         outcome.stored = len(stored)
         outcome.duplicated = sum(n - 1 for n in counts.values())
         outcome.lost = len(acked - (stored & counts.keys()))
-        failed = [j for j in FailedJobRegistry(queue=queue_for(self.stack.redis, "smshooks")).get_job_ids()
-                  if j.startswith("handle-")]
+        failed = [
+            j
+            for j in FailedJobRegistry(queue=queue_for(self.stack.redis, "smshooks")).get_job_ids()
+            if j.startswith("handle-")
+        ]
         if failed:
             outcome.problems.append(f"{len(failed)} handler job(s) failed for good: {failed[:3]}")
-        outcome.notes.append(f"answers {sent['statuses']}; {len(set(sent.get('acked_pings', [])))} pings acknowledged, "
-                             f"{self.api.calls['smsstatus']} /smsstatus calls")
+        outcome.notes.append(
+            f"answers {sent['statuses']}; {len(set(sent.get('acked_pings', [])))} pings acknowledged, "
+            f"{self.api.calls['smsstatus']} /smsstatus calls"
+        )
         return outcome
 
 
@@ -175,8 +199,14 @@ def worker_killed(opts: Options) -> Outcome:
     """1. A worker SIGKILLed in the middle of handler jobs, then restarted."""
     # Slow handler jobs (0.5 s each) so the kill lands mid-job; a short JOB_TIMEOUT and sweep so
     # RQ declares the killed job abandoned after JOB_TIMEOUT + 60 s and retries it.
-    with Run(opts, "1-worker-killed", FAULT_HANDLER_DELAY="0.5", JOB_TIMEOUT="2", MAINTENANCE_INTERVAL="3",
-             RETRY_INTERVALS="1,1,1") as run:
+    with Run(
+        opts,
+        "1-worker-killed",
+        FAULT_HANDLER_DELAY="0.5",
+        JOB_TIMEOUT="2",
+        MAINTENANCE_INTERVAL="3",
+        RETRY_INTERVALS="1,1,1",
+    ) as run:
         sender = run.stack.send("steady", opts.rate, opts.seconds, 1_000_000)
         time.sleep(opts.seconds / 3)
         mid_job = _wait_mid_job(run)
@@ -248,14 +278,21 @@ def handler_service_down(opts: Options) -> Outcome:
     try:
         own_url, drop = _private_database(opts.pg_url)
     except Exception as err:  # noqa: BLE001 (any failure to reach PostgreSQL means: skip)
-        return Outcome(skipped=f"no PostgreSQL answers at {opts.pg_url} ({type(err).__name__}); "
-                               f"set TEST_POSTGRES_URL to run scenario 3")
+        return Outcome(
+            skipped=f"no PostgreSQL answers at {opts.pg_url} ({type(err).__name__}); "
+            f"set TEST_POSTGRES_URL to run scenario 3"
+        )
     proxy = TcpProxy((urlsplit(own_url).hostname or "127.0.0.1", urlsplit(own_url).port or 5432))
     proxy.start()
     lead = max(3.0, opts.seconds / 4)
     try:
-        with Run(opts, "3-postgres-down", _via(own_url, proxy.port), own_url,
-                 RETRY_INTERVALS=_intervals_covering(opts.outage)) as run:
+        with Run(
+            opts,
+            "3-postgres-down",
+            _via(own_url, proxy.port),
+            own_url,
+            RETRY_INTERVALS=_intervals_covering(opts.outage),
+        ) as run:
             sender = run.stack.send("steady", opts.rate, 2 * lead + opts.outage, 3_000_000)
             time.sleep(lead)
             proxy.stop()
@@ -264,8 +301,9 @@ def handler_service_down(opts: Options) -> Outcome:
             proxy.start()
             sent = run.stack.sender_result(sender, _sender_timeout(2 * lead + opts.outage))
             outcome = run.tally(sent, deadline=2 * opts.outage + 120)
-            outcome.notes.append(f"at the end of the outage {waiting} event(s) had reached the counting "
-                                 f"handler but not PostgreSQL")
+            outcome.notes.append(
+                f"at the end of the outage {waiting} event(s) had reached the counting handler but not PostgreSQL"
+            )
             if not waiting:
                 outcome.problems.append("the outage held nothing back: the fault did not bite")
             return outcome
@@ -290,17 +328,27 @@ def web_worker_killed(opts: Options) -> Outcome:
             except OSError:
                 cut.append(True)
             client.close()
-            retried.append(requests.post(f"{run.stack.base}{path}?token={SECRET}", data=body,
-                                         headers={"Content-Type": "application/json", "Accept": "application/json"},
-                                         timeout=10))
+            retried.append(
+                requests.post(
+                    f"{run.stack.base}{path}?token={SECRET}",
+                    data=body,
+                    headers={"Content-Type": "application/json", "Accept": "application/json"},
+                    timeout=10,
+                )
+            )
         sent = run.stack.sender_result(sender, _sender_timeout(opts.seconds))
-        sent = {**sent, "sent": sent["sent"] + 2 * len(retried),
-                "acked_callbacks": sent["acked_callbacks"] + sum(r.ok for r in retried),
-                "acked": sent["acked"] + [i for r in retried if r.ok for i in r.json()["event_ids"]]}
+        sent = {
+            **sent,
+            "sent": sent["sent"] + 2 * len(retried),
+            "acked_callbacks": sent["acked_callbacks"] + sum(r.ok for r in retried),
+            "acked": sent["acked"] + [i for r in retried if r.ok for i in r.json()["event_ids"]],
+        }
         outcome = run.tally(sent, deadline=60)
         wait_for(lambda: len(run.stack.web_workers()) == 2, timeout=30)
-        outcome.notes.append(f"{sum(cut)} of 3 requests cut with no answer when their worker was killed; "
-                             f"their retries answered {[r.status_code for r in retried]}")
+        outcome.notes.append(
+            f"{sum(cut)} of 3 requests cut with no answer when their worker was killed; "
+            f"their retries answered {[r.status_code for r in retried]}"
+        )
         if not all(cut):
             outcome.problems.append("a request answered although its worker was killed mid-request")
         server_errors = {s: n for s, n in sent["statuses"].items() if s.startswith("5")}

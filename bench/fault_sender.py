@@ -74,8 +74,12 @@ def ping(n: int) -> Callback:
     return f"/digitaleo/ping?sms_id={n}", "", {"Accept": "application/json"}
 
 
-GENERATORS: dict[str, Callable[[int], Callback]] = {"receipt": receipt, "reply": reply, "reordered": reordered,
-                                                    "ping": ping}
+GENERATORS: dict[str, Callable[[int], Callback]] = {
+    "receipt": receipt,
+    "reply": reply,
+    "reordered": reordered,
+    "ping": ping,
+}
 MIXES = {
     "steady": ["receipt", "receipt", "receipt", "reply", "ping"],
     "reordered": ["reordered"],

@@ -27,8 +27,10 @@ from bench.paced_sender import percentile
 HTTP_TIMEOUT = 10  # seconds; bounds every request, so the run always ends
 MAX_IN_FLIGHT = 512  # beyond this the sender itself is the limit; lateness then shows it
 
-RECEIPT = ('{"Messages":{"Count":1,"1":{"SMSId":%d,"DestTn":"+61409000000","Result":"0000",'
-           '"ResultText":"Delivered","Timestamp":"2024-09-20T04:39:13.819Z"}}}')
+RECEIPT = (
+    '{"Messages":{"Count":1,"1":{"SMSId":%d,"DestTn":"+61409000000","Result":"0000",'
+    '"ResultText":"Delivered","Timestamp":"2024-09-20T04:39:13.819Z"}}}'
+)
 
 
 def kinds_pattern(mix: tuple[int, int, int]) -> list[str]:
@@ -45,8 +47,16 @@ def kinds_pattern(mix: tuple[int, int, int]) -> list[str]:
 
 
 class MixedSender:
-    def __init__(self, base: str, token: str, rate: float, seconds: float, first_id: int,
-                 mix: tuple[int, int, int], ping_ids: list[str]) -> None:
+    def __init__(
+        self,
+        base: str,
+        token: str,
+        rate: float,
+        seconds: float,
+        first_id: int,
+        mix: tuple[int, int, int],
+        ping_ids: list[str],
+    ) -> None:
         parts = urlsplit(base)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.token = token
@@ -69,13 +79,24 @@ class MixedSender:
         host = f"Host: {self.host}:{self.port}\r\nConnection: close\r\n"
         if kind == "receipt":
             body = (RECEIPT % sms_id).encode()
-            head = (f"POST /redoxygen/receipt?token={self.token} HTTP/1.1\r\n{host}"
-                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+            head = (
+                f"POST /redoxygen/receipt?token={self.token} HTTP/1.1\r\n{host}"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            )
         elif kind == "reply":
-            body = urlencode({"SmsId": sms_id, "DestTN": "61409000000", "ReplyText": f"Yes please {i}",
-                              "EmailId": sms_id, "CustomerId": "42"}).encode()
-            head = (f"POST /redoxygen/reply?token={self.token} HTTP/1.1\r\n{host}"
-                    f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n")
+            body = urlencode(
+                {
+                    "SmsId": sms_id,
+                    "DestTN": "61409000000",
+                    "ReplyText": f"Yes please {i}",
+                    "EmailId": sms_id,
+                    "CustomerId": "42",
+                }
+            ).encode()
+            head = (
+                f"POST /redoxygen/reply?token={self.token} HTTP/1.1\r\n{host}"
+                f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n"
+            )
         else:
             sms = self.ping_ids[i % len(self.ping_ids)]
             body = b""
@@ -137,8 +158,10 @@ class MixedSender:
             "acknowledged_per_s": round(ok / span, 1) if span else None,
             "p50_ms": ms(percentile(every, 50)),
             "p99_ms": ms(percentile(every, 99)),
-            "by_kind": {k: {"n": len(v), "p50_ms": ms(percentile(v, 50)), "p99_ms": ms(percentile(v, 99))}
-                        for k, v in sorted(self.latencies.items())},
+            "by_kind": {
+                k: {"n": len(v), "p50_ms": ms(percentile(v, 50)), "p99_ms": ms(percentile(v, 99))}
+                for k, v in sorted(self.latencies.items())
+            },
             "late_p99_ms": ms(percentile(self.lateness, 99)),
         }
 

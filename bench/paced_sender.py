@@ -20,8 +20,10 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-BODY = ('{"Messages":{"Count":1,"1":{"SMSId":%d,"DestTn":"+61409000000","Result":"0000",'
-        '"ResultText":"Delivered","Timestamp":"2024-09-20T04:39:13.819Z"}}}')
+BODY = (
+    '{"Messages":{"Count":1,"1":{"SMSId":%d,"DestTn":"+61409000000","Result":"0000",'
+    '"ResultText":"Delivered","Timestamp":"2024-09-20T04:39:13.819Z"}}}'
+)
 HEADERS = {"Content-Type": "application/json"}
 HTTP_TIMEOUT = 10  # seconds; bounds every request, so the run always ends
 

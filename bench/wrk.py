@@ -37,8 +37,14 @@ def parse_wrk(output: str) -> WrkResult:
     errors = re.search(r"^\s*Socket errors: (.*)$", output, re.M)
     if not (rps and total and non200):
         raise RuntimeError(f"unexpected wrk output:\n{output}")
-    return WrkResult(float(rps.group(1)), _wrk_ms(output, "50"), _wrk_ms(output, "99"), int(total.group(1)),
-                     int(non200.group(1)), errors.group(1) if errors else "none")
+    return WrkResult(
+        float(rps.group(1)),
+        _wrk_ms(output, "50"),
+        _wrk_ms(output, "99"),
+        int(total.group(1)),
+        int(non200.group(1)),
+        errors.group(1) if errors else "none",
+    )
 
 
 def ensure_wrk() -> str:

@@ -34,6 +34,7 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA busy_timeout=10000")
             cursor.close()
+
     return engine
 
 
@@ -67,7 +68,9 @@ def _latest_per_message(events: Sequence[Event]) -> list[Event]:
         key = (event.provider, event.message_id)
         current = best.get(key)
         if current is None or (STATUS_RANK[_message_status(event)], event.occurred_at) > (
-                STATUS_RANK[_message_status(current)], current.occurred_at):
+            STATUS_RANK[_message_status(current)],
+            current.occurred_at,
+        ):
             best[key] = event
     return list(best.values())
 
@@ -110,8 +113,10 @@ class DatabaseHandler(Handler):
         )
         return stmt.on_conflict_do_update(
             index_elements=["provider", "message_id"],
-            set_={c: getattr(new, c) for c in ("status", "status_rank", "final", "provider_status",
-                                                "description", "status_at", "updated_at")}
+            set_={
+                c: getattr(new, c)
+                for c in ("status", "status_rank", "final", "provider_status", "description", "status_at", "updated_at")
+            }
             | {"recipient": func.coalesce(old.recipient, new.recipient)},
             where=moves_forward,
         )
@@ -119,22 +124,37 @@ class DatabaseHandler(Handler):
     @staticmethod
     def _event_row(e: Event, now: datetime) -> dict[str, Any]:
         return {
-            "event_id": e.event_id, "provider": e.provider, "kind": e.kind.value, "status": e.status.value,
-            "final": e.final, "message_id": _clean(e.message_id), "recipient": _clean(e.recipient),
-            "sender": _clean(e.sender), "text": _clean(e.text), "provider_status": _clean(e.provider_status),
+            "event_id": e.event_id,
+            "provider": e.provider,
+            "kind": e.kind.value,
+            "status": e.status.value,
+            "final": e.final,
+            "message_id": _clean(e.message_id),
+            "recipient": _clean(e.recipient),
+            "sender": _clean(e.sender),
+            "text": _clean(e.text),
+            "provider_status": _clean(e.provider_status),
             "description": _clean(e.description),
-            "occurred_at": e.occurred_at, "received_at": e.received_at, "stored_at": now, "raw": e.raw,
+            "occurred_at": e.occurred_at,
+            "received_at": e.received_at,
+            "stored_at": now,
+            "raw": e.raw,
         }
 
     @staticmethod
     def _message_row(e: Event, now: datetime) -> dict[str, Any]:
         status = _message_status(e)
         return {
-            "provider": e.provider, "message_id": _clean(e.message_id),
+            "provider": e.provider,
+            "message_id": _clean(e.message_id),
             "recipient": _clean(e.recipient if e.kind is Kind.RECEIPT else e.sender),
-            "status": status.value, "status_rank": STATUS_RANK[status], "final": e.final,
-            "provider_status": _clean(e.provider_status), "description": _clean(e.description),
-            "status_at": e.occurred_at, "updated_at": now,
+            "status": status.value,
+            "status_rank": STATUS_RANK[status],
+            "final": e.final,
+            "provider_status": _clean(e.provider_status),
+            "description": _clean(e.description),
+            "status_at": e.occurred_at,
+            "updated_at": now,
         }
 
     def close(self) -> None:

@@ -45,8 +45,10 @@ class Smtp:
         parts = urlsplit(url)
         if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
             # Never echo the URL itself: it may hold a password.
-            raise ValueError(f"SMTP_URL must look like smtp://user:pass@host:587 or smtps://host:465, "
-                             f"got a {parts.scheme or 'scheme-less'} URL")
+            raise ValueError(
+                f"SMTP_URL must look like smtp://user:pass@host:587 or smtps://host:465, "
+                f"got a {parts.scheme or 'scheme-less'} URL"
+            )
         self.implicit_tls = parts.scheme == "smtps"
         self.host = parts.hostname
         try:
@@ -72,7 +74,8 @@ class Smtp:
                 # A password is never sent in clear text.
                 raise smtplib.SMTPNotSupportedError(
                     f"SMTP server {self.host}:{self.port} does not offer STARTTLS; refusing to send the "
-                    f"password unencrypted (use smtps:// or a server with STARTTLS)")
+                    f"password unencrypted (use smtps:// or a server with STARTTLS)"
+                )
             if self.user:
                 client.login(self.user, self.password or "")
             for message in messages:
@@ -91,11 +94,17 @@ def body_for(event: Event) -> str:
     lines = [f"{subject_for(event)} ({event.provider}).", ""]
     if event.kind is Kind.REPLY:
         lines += ["Reply text:", event.text or "(empty)", ""]
-    for label, value in [("Status", event.status.value), ("Provider", event.provider),
-                         ("Message id", event.message_id), ("Recipient", event.recipient),
-                         ("Sender", event.sender), ("Provider status", event.provider_status),
-                         ("Description", event.description), ("Occurred at", event.occurred_at.isoformat()),
-                         ("Event id", event.event_id)]:
+    for label, value in [
+        ("Status", event.status.value),
+        ("Provider", event.provider),
+        ("Message id", event.message_id),
+        ("Recipient", event.recipient),
+        ("Sender", event.sender),
+        ("Provider status", event.provider_status),
+        ("Description", event.description),
+        ("Occurred at", event.occurred_at.isoformat()),
+        ("Event id", event.event_id),
+    ]:
         if value:
             lines.append(f"{label}: {value}")
     return "\n".join(lines) + "\n"

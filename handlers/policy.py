@@ -26,8 +26,9 @@ def _events(env: Mapping[str, str], key: str) -> frozenset[str] | None:
     words = frozenset(w.strip().lower() for w in raw.split(",") if w.strip())
     unknown = sorted(words - EVENT_WORDS)
     if unknown:
-        raise ConfigError(f"{key} may name kinds and statuses ({', '.join(sorted(EVENT_WORDS))}), "
-                          f"got {', '.join(map(repr, unknown))}")
+        raise ConfigError(
+            f"{key} may name kinds and statuses ({', '.join(sorted(EVENT_WORDS))}), got {', '.join(map(repr, unknown))}"
+        )
     return words
 
 
@@ -41,8 +42,9 @@ class Policy:
     max_batch: int | None = None  # the handler class's (handlers.Handler.max_batch)
 
     @classmethod
-    def from_env(cls, name: str, env: Mapping[str, str], default_intervals: tuple[int, ...],
-                 max_batch: int | None = None) -> Policy:
+    def from_env(
+        cls, name: str, env: Mapping[str, str], default_intervals: tuple[int, ...], max_batch: int | None = None
+    ) -> Policy:
         """Read `<NAME>_EVENTS` and `<NAME>_RETRY_INTERVALS`; ConfigError names a bad one."""
         prefix = env_prefix(name)
         intervals_key = f"{prefix}_RETRY_INTERVALS"
@@ -60,7 +62,7 @@ class Policy:
         """The events this handler wants, cut into the jobs it is given."""
         wanted = self.select(events)
         size = self.max_batch or len(wanted) or 1
-        return [wanted[i:i + size] for i in range(0, len(wanted), size)]
+        return [wanted[i : i + size] for i in range(0, len(wanted), size)]
 
     def describe(self) -> str:
         wanted = "all events" if self.events is None else ",".join(sorted(self.events))

@@ -62,25 +62,37 @@ def blocks_for(event: Event) -> list[dict[str, Any]]:
     """Status, number, message id, provider and (for a reply) its text, each escaped."""
     icon = ICONS.get(event.status, ":information_source:")
     number = event.sender if event.kind is Kind.REPLY else event.recipient
-    fields = [("Status", event.status.value), ("Number", number or "unknown"),
-              ("Message id", event.message_id), ("Provider", event.provider)]
+    fields = [
+        ("Status", event.status.value),
+        ("Number", number or "unknown"),
+        ("Message id", event.message_id),
+        ("Provider", event.provider),
+    ]
     if event.description:
         fields.append(("Description", event.description))
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} *{escape(summary(event))}*"}},
-        {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{label}*\n{escape(value[:500])}"}
-                                       for label, value in fields]},
+        {
+            "type": "section",
+            "fields": [{"type": "mrkdwn", "text": f"*{label}*\n{escape(value[:500])}"} for label, value in fields],
+        },
     ]
     if event.kind is Kind.REPLY:
         text = escape(event.text or "(empty reply)")
         if len(text) > TEXT_LIMIT:
-            text = text[:TEXT_LIMIT].rpartition("&")[0] if "&" in text[TEXT_LIMIT - 5:TEXT_LIMIT] else text[:TEXT_LIMIT]
+            text = (
+                text[:TEXT_LIMIT].rpartition("&")[0] if "&" in text[TEXT_LIMIT - 5 : TEXT_LIMIT] else text[:TEXT_LIMIT]
+            )
             text += "…"  # cut before an entity, never through one
         # Escaped, and verbatim: the phone's words can neither break the message nor
         # become links or @channel mentions.
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}})
-    blocks.append({"type": "context", "elements": [
-        {"type": "mrkdwn", "text": escape(f"{event.occurred_at.isoformat()} · {event.event_id}")}]})
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": escape(f"{event.occurred_at.isoformat()} · {event.event_id}")}],
+        }
+    )
     return blocks
 
 
@@ -103,14 +115,17 @@ class SlackHandler(Handler):
         parts = urlsplit(url)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             # The URL is a secret (anyone with it can post): say what is wrong, never echo it.
-            raise ValueError("SLACK_WEBHOOK_URL must be an https:// incoming-webhook URL "
-                             f"(got {'nothing' if not url else 'a ' + (parts.scheme or 'scheme-less') + ' URL'})")
+            raise ValueError(
+                "SLACK_WEBHOOK_URL must be an https:// incoming-webhook URL "
+                f"(got {'nothing' if not url else 'a ' + (parts.scheme or 'scheme-less') + ' URL'})"
+            )
         return cls(url)
 
     def handle(self, event: Event) -> None:
         response = self.client.send(text=escape(summary(event)), blocks=blocks_for(event))
         if response.status_code == 429:
-            raise SlackDeliveryError(f"Slack rate-limited the webhook (Retry-After: "
-                                     f"{_retry_after(response.headers)} s)")
+            raise SlackDeliveryError(
+                f"Slack rate-limited the webhook (Retry-After: {_retry_after(response.headers)} s)"
+            )
         if response.status_code != 200:
             raise SlackDeliveryError(f"Slack answered {response.status_code}: {response.body[:200]!r}")

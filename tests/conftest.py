@@ -48,9 +48,20 @@ class RedisServer:
         if binary is None:
             pytest.exit("redis-server is not installed: run the tests with bin/test, which installs it", 2)
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", *self.args,
-             "--dir", str(self.workdir), "--daemonize", "no"],
-            stdout=subprocess.DEVNULL)
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                *self.args,
+                "--dir",
+                str(self.workdir),
+                "--daemonize",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -122,8 +133,13 @@ def env(redis: Redis, redis_server: RedisServer, sqlite_url: str) -> dict[str, s
     from handlers.database import init_db
 
     init_db(sqlite_url)
-    return {"REDIS_URL": redis_server.url, "DATABASE_URL": sqlite_url, "WEBHOOK_SECRET": SECRET,
-            "HANDLERS": "database", "RETRY_INTERVALS": "0,0"}
+    return {
+        "REDIS_URL": redis_server.url,
+        "DATABASE_URL": sqlite_url,
+        "WEBHOOK_SECRET": SECRET,
+        "HANDLERS": "database",
+        "RETRY_INTERVALS": "0,0",
+    }
 
 
 @pytest.fixture

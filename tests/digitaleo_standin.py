@@ -51,8 +51,12 @@ class DigitaleoStandIn:
 
     def env(self) -> dict[str, str]:
         """The settings pointing smshooks at this stand-in."""
-        return {"DIGITALEO_CLIENT_ID": CLIENT_ID, "DIGITALEO_CLIENT_SECRET": CLIENT_SECRET,
-                "DIGITALEO_TOKEN_URL": f"{self.url}/token", "DIGITALEO_API_URL": f"{self.url}/rest"}
+        return {
+            "DIGITALEO_CLIENT_ID": CLIENT_ID,
+            "DIGITALEO_CLIENT_SECRET": CLIENT_SECRET,
+            "DIGITALEO_TOKEN_URL": f"{self.url}/token",
+            "DIGITALEO_API_URL": f"{self.url}/rest",
+        }
 
     def start(self) -> DigitaleoStandIn:
         self.thread.start()
@@ -64,13 +68,28 @@ class DigitaleoStandIn:
 
     # What happens to messages ----------------------------------------------------------
 
-    def add_status(self, sms_id: str, status: str, *, recipient: str = "+33601010101", date: str | None = None,
-                   description: str | None = None, response: str | None = None) -> dict[str, Any]:
+    def add_status(
+        self,
+        sms_id: str,
+        status: str,
+        *,
+        recipient: str = "+33601010101",
+        date: str | None = None,
+        description: str | None = None,
+        response: str | None = None,
+    ) -> dict[str, Any]:
         """A status change: in the message's history and at the tail of the queue."""
         if date is None:  # distinct, increasing local times
             date = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(1_700_000_000 + next(self.seconds)))
-        record = {"smsId": str(sms_id), "status": status, "recipient": recipient, "mailingId": "10002398",
-                  "date": date, "description": description or f"status {status}", "response": response}
+        record = {
+            "smsId": str(sms_id),
+            "status": status,
+            "recipient": recipient,
+            "mailingId": "10002398",
+            "date": date,
+            "description": description or f"status {status}",
+            "response": response,
+        }
         with self.lock:
             self.history.setdefault(str(sms_id), []).append(record)
             self.queue.append(record)
@@ -131,20 +150,24 @@ class DigitaleoStandIn:
         with self.lock:
             self.calls["token"] += 1
         form = request.form
-        if (form.get("grant_type") != "client_credentials" or form.get("client_id") != CLIENT_ID
-                or form.get("client_secret") != CLIENT_SECRET):
+        if (
+            form.get("grant_type") != "client_credentials"
+            or form.get("client_id") != CLIENT_ID
+            or form.get("client_secret") != CLIENT_SECRET
+        ):
             return _json({"error": "invalid_client", "error_description": "The client credentials are invalid"}, 400)
         token = "eyJ0eXAiOiJKV1Qi." + secrets.token_urlsafe(32)
         with self.lock:
             self.tokens.add(token)
-        return _json({"access_token": token, "expires_in": str(self.expires_in), "token_type": "bearer",
-                      "scope": "basic"})
+        return _json(
+            {"access_token": token, "expires_in": str(self.expires_in), "token_type": "bearer", "scope": "basic"}
+        )
 
     def _queue(self, request: Request) -> Response:
         limit = int(request.args.get("limit") or 0)
         with self.lock:
             taken = self.queue[:limit] if limit else list(self.queue)
-            del self.queue[:len(taken)]
+            del self.queue[: len(taken)]
         return _json({"size": len(taken), "total": None, "list": taken, "httpStatusCode": 200})
 
     def _smsstatus(self, request: Request) -> Response:
@@ -157,16 +180,25 @@ class DigitaleoStandIn:
                 for i in ids:
                     self.history.setdefault(i, made_up_history(i))
             found = [record for i in ids for record in self.history.get(i, [])]
-        page = found[offset:offset + limit] if limit else found[offset:]
+        page = found[offset : offset + limit] if limit else found[offset:]
         return _json({"size": len(page), "total": None, "list": page, "httpStatusCode": 200})
 
 
 def made_up_history(sms_id: str) -> list[dict[str, Any]]:
     """A sent-then-delivered history, the same for the same id every time (bench/faults knows it in advance)."""
     base = 1_700_000_000 + int(sms_id) % 1_000_000
-    return [{"smsId": str(sms_id), "status": status, "recipient": "+33601010101", "mailingId": "10002398",
-             "date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(base + step)), "description": f"status {status}",
-             "response": None} for step, status in enumerate(("on", "ok"))]
+    return [
+        {
+            "smsId": str(sms_id),
+            "status": status,
+            "recipient": "+33601010101",
+            "mailingId": "10002398",
+            "date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(base + step)),
+            "description": f"status {status}",
+            "response": None,
+        }
+        for step, status in enumerate(("on", "ok"))
+    ]
 
 
 def _json(body: dict[str, Any], status: int = 200) -> Response:

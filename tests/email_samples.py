@@ -20,12 +20,24 @@ import quopri
 from tests.conftest import SECRET
 
 # The callback fields these samples carry, as tests/providers/test_redoxygen.py posts them.
-RECEIPT_FIELDS = {"SMSId": "123", "DestTn": "+61111222333", "Result": "0000", "ResultText": "Delivered",
-                  "Timestamp": "2024-09-20T04:39:13.819Z"}
-REPLY_FIELDS = {"CustomerId": "12345", "EmailId": "81001201120271", "SmsId": "123",
-                "UserEmail": "user@your_domain.com", "UserName": "RedOxygen Support", "DestTN": "61409000000",
-                "DestName": "John", "ReplyURL": f"https://hooks.example.com/redoxygen/reply?token={SECRET}",
-                "ReplyText": "Yes, see you at 10"}
+RECEIPT_FIELDS = {
+    "SMSId": "123",
+    "DestTn": "+61111222333",
+    "Result": "0000",
+    "ResultText": "Delivered",
+    "Timestamp": "2024-09-20T04:39:13.819Z",
+}
+REPLY_FIELDS = {
+    "CustomerId": "12345",
+    "EmailId": "81001201120271",
+    "SmsId": "123",
+    "UserEmail": "user@your_domain.com",
+    "UserName": "RedOxygen Support",
+    "DestTN": "61409000000",
+    "DestName": "John",
+    "ReplyURL": f"https://hooks.example.com/redoxygen/reply?token={SECRET}",
+    "ReplyText": "Yes, see you at 10",
+}
 
 
 def _lines(fields: dict[str, str]) -> str:
@@ -40,8 +52,7 @@ REDOXYGEN_RECEIPT = (
     "Message-ID: <receipt-123@redoxygen.net>\r\n"
     "MIME-Version: 1.0\r\n"
     "Content-Type: text/plain; charset=us-ascii\r\n"
-    "\r\n"
-    + _lines(RECEIPT_FIELDS)
+    "\r\n" + _lines(RECEIPT_FIELDS)
 ).encode()
 
 
@@ -50,8 +61,10 @@ def redoxygen_reply_alternative(text: str = "Oui, à demain 10h — merci !") ->
     fields = {**REPLY_FIELDS, "ReplyText": text}
     plain = quopri.encodestring(_lines(fields).encode("utf-8")).decode("ascii")
     rows = "".join(f"<tr><td><b>{k}</b></td><td>{v.replace('&', '&amp;')}</td></tr>" for k, v in fields.items())
-    html = (f"<!DOCTYPE html><html><head><style>td {{ padding: 2px }}</style></head><body>"
-            f"<p>A reply to your SMS:</p><table>{rows}</table></body></html>")
+    html = (
+        f"<!DOCTYPE html><html><head><style>td {{ padding: 2px }}</style></head><body>"
+        f"<p>A reply to your SMS:</p><table>{rows}</table></body></html>"
+    )
     html_b64 = base64.encodebytes(html.encode("utf-8")).decode("ascii")
     return (
         "From: Red Oxygen <noreply@redoxygen.net>\r\n"
@@ -78,14 +91,21 @@ def redoxygen_reply_alternative(text: str = "Oui, à demain 10h — merci !") ->
 def redoxygen_reply_html_only(text: str, charset: str) -> bytes:
     """A reply with only an HTML body (a table of the fields), 8-bit in `charset`."""
     rows = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in {**REPLY_FIELDS, "ReplyText": text}.items())
-    head = ("From: noreply@redoxygen.net\r\nTo: user@your_domain.com\r\nSubject: SMS reply\r\n"
-            f"MIME-Version: 1.0\r\nContent-Type: text/html; charset={charset}\r\n"
-            "Content-Transfer-Encoding: 8bit\r\n\r\n")
+    head = (
+        "From: noreply@redoxygen.net\r\nTo: user@your_domain.com\r\nSubject: SMS reply\r\n"
+        f"MIME-Version: 1.0\r\nContent-Type: text/html; charset={charset}\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n\r\n"
+    )
     return head.encode("ascii") + f"<html><body><table>{rows}</table></body></html>".encode(charset)
 
 
-def digitaleo_response(body: str, charset: str | None = "utf-8", encoding: str = "8bit", subtype: str = "plain",
-                       subject: str = "Response from 801 555 0123 to SMS #121905361") -> bytes:
+def digitaleo_response(
+    body: str,
+    charset: str | None = "utf-8",
+    encoding: str = "8bit",
+    subtype: str = "plain",
+    subject: str = "Response from 801 555 0123 to SMS #121905361",
+) -> bytes:
     """A Digitaleo response email: its documented subject, a TEXT or HTML body in `charset`."""
     try:
         data = body.encode(charset or "utf-8")
@@ -98,9 +118,11 @@ def digitaleo_response(body: str, charset: str | None = "utf-8", encoding: str =
     else:
         payload = data
     content_type = f"text/{subtype}" + (f"; charset={charset}" if charset else "")
-    head = (f"From: Digitaleo <noreply@digitaleo.com>\r\nTo: replies@your_domain.com\r\nSubject: {subject}\r\n"
-            f"Date: Mon, 25 Sep 2017 17:41:30 +0200\r\nMessage-ID: <rep-121905361@digitaleo.com>\r\n"
-            f"MIME-Version: 1.0\r\nContent-Type: {content_type}\r\nContent-Transfer-Encoding: {encoding}\r\n\r\n")
+    head = (
+        f"From: Digitaleo <noreply@digitaleo.com>\r\nTo: replies@your_domain.com\r\nSubject: {subject}\r\n"
+        f"Date: Mon, 25 Sep 2017 17:41:30 +0200\r\nMessage-ID: <rep-121905361@digitaleo.com>\r\n"
+        f"MIME-Version: 1.0\r\nContent-Type: {content_type}\r\nContent-Transfer-Encoding: {encoding}\r\n\r\n"
+    )
     return head.encode("ascii") + payload
 
 

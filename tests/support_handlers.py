@@ -104,6 +104,8 @@ class Blabbing(_RedisBacked):
     def handle_batch(self, events):
         self.redis.incr("test:blabbing:attempts")
         phones = ", ".join(e.sender or e.recipient or "" for e in events)
-        raise ConnectionError(f"smtp://mailer:{self.smtp_password}@mail.example.com refused mail for {phones}; "
-                              f"callback https://hooks.example.com/in?token={self.secret}; "
-                              f"db postgresql://app:Hunter2-db-pw@db.example.com/app; access_token=ya29.a0Af-xyz")
+        raise ConnectionError(
+            f"smtp://mailer:{self.smtp_password}@mail.example.com refused mail for {phones}; "
+            f"callback https://hooks.example.com/in?token={self.secret}; "
+            f"db postgresql://app:Hunter2-db-pw@db.example.com/app; access_token=ya29.a0Af-xyz"
+        )

@@ -14,8 +14,16 @@ T = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
 
 
 def event(**changes) -> Event:
-    fields = dict(provider="redoxygen", kind=Kind.RECEIPT, status=Status.DELIVERED, message_id="123",
-                  provider_status="0000", received_at=T, occurred_at=T - timedelta(seconds=5), final=True)
+    fields = dict(
+        provider="redoxygen",
+        kind=Kind.RECEIPT,
+        status=Status.DELIVERED,
+        message_id="123",
+        provider_status="0000",
+        received_at=T,
+        occurred_at=T - timedelta(seconds=5),
+        final=True,
+    )
     return Event(**{**fields, **changes})
 
 
@@ -23,10 +31,18 @@ def test_event_id_ignores_when_we_received_it():
     assert event().event_id == event(received_at=T + timedelta(hours=3)).event_id
 
 
-@pytest.mark.parametrize("change", [
-    {"message_id": "124"}, {"provider_status": "2015"}, {"occurred_at": T}, {"provider": "other"},
-    {"kind": Kind.REPLY, "status": Status.RECEIVED}, {"text": "hi"}, {"sender": "+61409000000"},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"message_id": "124"},
+        {"provider_status": "2015"},
+        {"occurred_at": T},
+        {"provider": "other"},
+        {"kind": Kind.REPLY, "status": Status.RECEIVED},
+        {"text": "hi"},
+        {"sender": "+61409000000"},
+    ],
+)
 def test_event_id_changes_with_any_provider_fact(change):
     assert event(**change).event_id != event().event_id
 
@@ -51,24 +67,35 @@ def test_wire_form_refuses_unknown_fields():
         load_events([{**wire, "surprise": 1}])
 
 
-@pytest.mark.parametrize("number,region,expected", [
-    ("+61409000000", None, "+61409000000"), ("61409000000", None, "+61409000000"),
-    ("0409 000 000", "AU", "+61409000000"), ("0612345678", "FR", "+33612345678"),
-    ("0409000000", None, "0409000000"), (" SHORT ", None, "SHORT"), ("", None, None), (None, None, None),
-])
+@pytest.mark.parametrize(
+    "number,region,expected",
+    [
+        ("+61409000000", None, "+61409000000"),
+        ("61409000000", None, "+61409000000"),
+        ("0409 000 000", "AU", "+61409000000"),
+        ("0612345678", "FR", "+33612345678"),
+        ("0409000000", None, "0409000000"),
+        (" SHORT ", None, "SHORT"),
+        ("", None, None),
+        (None, None, None),
+    ],
+)
 def test_e164(number, region, expected):
     assert to_e164(number, region) == expected
 
 
-@pytest.mark.parametrize("env,message", [
-    ({"DEDUPE_WINDOW": "soon"}, "DEDUPE_WINDOW must be a whole number, got 'soon'"),
-    ({"BATCH_SIZE": "0"}, "BATCH_SIZE must be at least 1, got 0"),
-    ({"RETRY_INTERVALS": "10,x"}, "RETRY_INTERVALS must be comma-separated seconds"),
-    ({"RETRY_INTERVALS": "-1"}, "RETRY_INTERVALS must not contain negative seconds"),
-    ({"PHONE_REGION": "XX"}, "PHONE_REGION must be an ISO country code"),
-    ({"HANDLERS": " , "}, "HANDLERS must name at least one handler"),
-    ({"WEBHOOK_SECRET": "abc123"}, "WEBHOOK_SECRET must be at least 16 characters \\(it is 6\\)"),
-])
+@pytest.mark.parametrize(
+    "env,message",
+    [
+        ({"DEDUPE_WINDOW": "soon"}, "DEDUPE_WINDOW must be a whole number, got 'soon'"),
+        ({"BATCH_SIZE": "0"}, "BATCH_SIZE must be at least 1, got 0"),
+        ({"RETRY_INTERVALS": "10,x"}, "RETRY_INTERVALS must be comma-separated seconds"),
+        ({"RETRY_INTERVALS": "-1"}, "RETRY_INTERVALS must not contain negative seconds"),
+        ({"PHONE_REGION": "XX"}, "PHONE_REGION must be an ISO country code"),
+        ({"HANDLERS": " , "}, "HANDLERS must name at least one handler"),
+        ({"WEBHOOK_SECRET": "abc123"}, "WEBHOOK_SECRET must be at least 16 characters \\(it is 6\\)"),
+    ],
+)
 def test_bad_settings_are_named(env, message):
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)
@@ -81,7 +108,11 @@ def test_no_retries():
 def test_settings_defaults():
     s = Settings.from_env({})
     assert (s.handlers, s.dedupe_window, s.retry_intervals, s.database_url) == (
-        ("database",), 604800, (10, 60, 300, 1800), "sqlite:///smshooks.db")
+        ("database",),
+        604800,
+        (10, 60, 300, 1800),
+        "sqlite:///smshooks.db",
+    )
 
 
 def test_reply_event_id_ignores_whitespace_but_not_words():
@@ -101,8 +132,15 @@ def test_id_with_extra_facts_of_an_event_without_provider_time_ignores_when_we_r
     from webhooks.events import event_id_for
 
     def reply(received_at):
-        return Event(provider="redoxygen", kind=Kind.REPLY, status=Status.RECEIVED, message_id="123",
-                     sender="+61409000000", text="Yes", received_at=received_at)
+        return Event(
+            provider="redoxygen",
+            kind=Kind.REPLY,
+            status=Status.RECEIVED,
+            message_id="123",
+            sender="+61409000000",
+            text="Yes",
+            received_at=received_at,
+        )
 
     later = reply(T + timedelta(seconds=3))
     assert event_id_for(reply(T), "778899") == event_id_for(later, "778899")

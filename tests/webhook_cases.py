@@ -56,11 +56,17 @@ class WebhookCases:
         response = self.post(client, query="", headers={"Authorization": f"Basic {auth}"}, **self.valid_body())
         assert response.status_code == 200, response.data
 
-    @pytest.mark.parametrize("header", ["Basic \u00e9\u00e9\u00e9", "Basic !!notbase64", "Bearer x", "Basic " +
-                                        base64.b64encode(b"\xff\xfe:x").decode()])
+    @pytest.mark.parametrize(
+        "header",
+        [
+            "Basic \u00e9\u00e9\u00e9",
+            "Basic !!notbase64",
+            "Bearer x",
+            "Basic " + base64.b64encode(b"\xff\xfe:x").decode(),
+        ],
+    )
     def test_malformed_authorization_is_401_not_500(self, client, header):
-        self.assert_json_error(self.post(client, query="", headers={"Authorization": header},
-                                         **self.valid_body()), 401)
+        self.assert_json_error(self.post(client, query="", headers={"Authorization": header}, **self.valid_body()), 401)
 
     def test_address_outside_allow_list_is_403(self, env, redis):
         client = create_app({**env, "ALLOWED_IPS": "192.0.2.0/24"}).test_client()
@@ -88,9 +94,13 @@ class WebhookCases:
     def test_chunked_body_over_64k_is_413_not_truncated(self, client, redis):
         # No Content-Length: Werkzeug would cut the stream at the limit and hand the view a truncated body.
         body = b'{"pad": "' + b"a" * 70_000 + b'"}'
-        response = client.post(self.url + f"?token={SECRET}", headers=JSON, input_stream=io.BytesIO(body),
-                               content_type="application/json",
-                               environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""})
+        response = client.post(
+            self.url + f"?token={SECRET}",
+            headers=JSON,
+            input_stream=io.BytesIO(body),
+            content_type="application/json",
+            environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""},
+        )
         self.assert_json_error(response, 413)
 
     def test_garbage_json_is_400(self, client):
@@ -98,8 +108,9 @@ class WebhookCases:
         assert "JSON" in body["fields"]["_body"][0]
 
     def test_deep_json_is_400(self, client):
-        self.assert_json_error(self.post(client, data=b"[" * 100_00 + b"]" * 100_00,
-                                         content_type="application/json"), 400)
+        self.assert_json_error(
+            self.post(client, data=b"[" * 100_00 + b"]" * 100_00, content_type="application/json"), 400
+        )
 
     def test_huge_number_is_400(self, client):  # past Python's int digit limit
         response = self.post(client, data=b'{"n": ' + b"9" * 5000 + b"}", content_type="application/json")
@@ -117,8 +128,9 @@ class WebhookCases:
         self.assert_json_error(self.post(client, data=b"\x00\x01binary", content_type="image/png"), 415)
 
     def test_unknown_charset_is_415(self, client):
-        self.assert_json_error(self.post(client, data=b"a=b", content_type="application/x-www-form-urlencoded;"
-                                                                          " charset=nope-42"), 415)
+        self.assert_json_error(
+            self.post(client, data=b"a=b", content_type="application/x-www-form-urlencoded; charset=nope-42"), 415
+        )
 
     def test_wrong_method_is_json_405(self, client):
         response = client.put(self.url + f"?token={SECRET}")

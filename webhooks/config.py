@@ -27,7 +27,7 @@ def normalize_database_url(url: str) -> str:
     """Accept platform spellings (`postgres://`) and pick the psycopg 3 driver for PostgreSQL."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -70,8 +70,10 @@ def _networks(env: Mapping[str, str]) -> tuple[ipaddress.IPv4Network | ipaddress
         try:
             networks.append(ipaddress.ip_network(part.strip(), strict=False))
         except ValueError:
-            raise ConfigError(f"ALLOWED_IPS must be comma-separated addresses or CIDR ranges such as "
-                              f"'203.0.113.0/24, 2001:db8::/32', got {part.strip()!r}") from None
+            raise ConfigError(
+                f"ALLOWED_IPS must be comma-separated addresses or CIDR ranges such as "
+                f"'203.0.113.0/24, 2001:db8::/32', got {part.strip()!r}"
+            ) from None
     return tuple(networks)
 
 
@@ -122,8 +124,9 @@ class Settings:
             queue_name=env.get("RQ_QUEUE") or cls.queue_name,
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
             smsc_password=env.get("SMSC_PASSWORD") or None,
-            ogangi_shortcodes=frozenset(c.strip() for c in (env.get("OGANGI_SHORTCODES") or "").split(",")
-                                        if c.strip()),
+            ogangi_shortcodes=frozenset(
+                c.strip() for c in (env.get("OGANGI_SHORTCODES") or "").split(",") if c.strip()
+            ),
             inbound_email_max_bytes=int_setting(env, "INBOUND_EMAIL_MAX_BYTES", INBOUND_EMAIL_MAX_BYTES),
             allowed_ips=_networks(env),
             trusted_proxy_count=int_setting(env, "TRUSTED_PROXY_COUNT", cls.trusted_proxy_count, minimum=0),
@@ -138,9 +141,11 @@ class Settings:
                 # Short secrets are guessable, and the secret is scrubbed from events and logs
                 # wherever it appears: a short one would also corrupt ordinary reply text.
                 which = "it is" if len(secrets) == 1 else f"secret {number} of {len(secrets)} is"
-                raise ConfigError(f"WEBHOOK_SECRET must be at least {MIN_SECRET_LENGTH} characters "
-                                  f"({which} {len(secret)}); `python3 -c 'import secrets; "
-                                  f"print(secrets.token_urlsafe(24))'` makes one")
+                raise ConfigError(
+                    f"WEBHOOK_SECRET must be at least {MIN_SECRET_LENGTH} characters "
+                    f"({which} {len(secret)}); `python3 -c 'import secrets; "
+                    f"print(secrets.token_urlsafe(24))'` makes one"
+                )
         if not settings.handlers:
             # With no handler, dispatched events would go nowhere: refuse rather than drop them.
             raise ConfigError("HANDLERS must name at least one handler, such as 'database'")

@@ -43,8 +43,11 @@ class ResultCodeResponder(Responder):
             return super().error(status, message, fields)
         detail = "; ".join(f"{k}: {', '.join(v)}" for k, v in (fields or {}).items())
         text = escape(f"{message}: {detail}" if detail else message)
-        return Response(f"<html><body><RESULT>{self.refused_code}</RESULT><MESSAGE>{text}</MESSAGE></body></html>",
-                        status=status, mimetype="text/html")
+        return Response(
+            f"<html><body><RESULT>{self.refused_code}</RESULT><MESSAGE>{text}</MESSAGE></body></html>",
+            status=status,
+            mimetype="text/html",
+        )
 
 
 _REDOXYGEN = ResultCodeResponder(redoxygen.RESULT_OK, redoxygen.RESULT_REFUSED)
@@ -66,18 +69,19 @@ def redoxygen_reply() -> Response:
 @metrics.counted_as("smsc")  # callbacks by provider, outcome and status, for /metrics
 def smsc_callback() -> Response:
     # SMSC names the charset in the handler URL (`?charset=`), not in the body's Content-Type.
-    charset = smsc.declared_charset(request.mimetype_params.get("charset"), request.args.get("charset"),
-                                    request.args.get("fmt"))
-    parse = functools.partial(smsc.parse_callback, password=current_app.config["SETTINGS"].smsc_password,
-                              charset=charset or "utf-8")
+    charset = smsc.declared_charset(
+        request.mimetype_params.get("charset"), request.args.get("charset"), request.args.get("fmt")
+    )
+    parse = functools.partial(
+        smsc.parse_callback, password=current_app.config["SETTINGS"].smsc_password, charset=charset or "utf-8"
+    )
     return handle_callback(parse, Responder(), decoder=functools.partial(decode, charset=charset))
 
 
 @bp.route("/ogangi/status", methods=["POST"])
 @metrics.counted_as("ogangi")  # callbacks by provider, outcome and status, for /metrics
 def ogangi_status() -> Response:
-    parse = functools.partial(ogangi.parse_notification,
-                              shortcodes=current_app.config["SETTINGS"].ogangi_shortcodes)
+    parse = functools.partial(ogangi.parse_notification, shortcodes=current_app.config["SETTINGS"].ogangi_shortcodes)
     # OGANGI's documented XML is root-less fragments (`<input>…</input> <status>…`): give them a root.
     return handle_callback(parse, Responder(), decoder=lambda req, body: decode(req, ogangi.rooted(body)))
 

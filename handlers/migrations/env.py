@@ -7,7 +7,8 @@ from alembic import context
 from handlers.db_schema import metadata
 
 connection = context.config.attributes["connection"]
-context.configure(connection=connection, target_metadata=metadata,
-                  render_as_batch=connection.dialect.name == "sqlite")  # SQLite ALTERs by copying tables
+context.configure(
+    connection=connection, target_metadata=metadata, render_as_batch=connection.dialect.name == "sqlite"
+)  # SQLite ALTERs by copying tables
 with context.begin_transaction():
     context.run_migrations()

@@ -23,8 +23,12 @@ from webhooks.pipeline.queueing import queue_for
 @contextmanager
 def running(*commands: list[str], env: dict[str, str], cwd: Path = ROOT):
     # Each in a process group of its own, as a shell would start it: a test can signal the group.
-    procs = [subprocess.Popen(c, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              process_group=0) for c in commands]
+    procs = [
+        subprocess.Popen(
+            c, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, process_group=0
+        )
+        for c in commands
+    ]
     try:
         yield procs
     finally:
@@ -40,8 +44,16 @@ def running(*commands: list[str], env: dict[str, str], cwd: Path = ROOT):
 
 
 def gunicorn(port: int) -> list[str]:
-    return [venv_bin("gunicorn"), "-c", "python:webhooks.cli.gunicorn_conf", "--workers", "2",
-            "--bind", f"127.0.0.1:{port}", "webhooks:create_app()"]
+    return [
+        venv_bin("gunicorn"),
+        "-c",
+        "python:webhooks.cli.gunicorn_conf",
+        "--workers",
+        "2",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "webhooks:create_app()",
+    ]
 
 
 WORKER = [venv_bin("smshooks"), "worker"]
@@ -81,17 +93,21 @@ def test_receipt_and_reply_reach_the_database(redis, redis_server, database_url)
     env = process_env({"REDIS_URL": redis_server.url, "DATABASE_URL": database_url, "WEBHOOK_SECRET": SECRET})
     with running(gunicorn(port), WORKER, env=env) as procs:
         wait_until_up(base, procs)
-        receipt = requests.post(f"{base}/redoxygen/receipt?token={SECRET}",
-                                json={"Messages": {"Count": 1, "1": MESSAGE_1}}, timeout=5)
+        receipt = requests.post(
+            f"{base}/redoxygen/receipt?token={SECRET}", json={"Messages": {"Count": 1, "1": MESSAGE_1}}, timeout=5
+        )
         reply = requests.post(f"{base}/redoxygen/reply?token={SECRET}", data=REPLY, timeout=5)
         assert receipt.status_code == reply.status_code == 200
         assert "<RESULT>000</RESULT>" in receipt.text and "<RESULT>000</RESULT>" in reply.text
         stored = wait_for(lambda: len(rows(database_url, "select kind from sms_events")) == 2, timeout=15)
         assert stored
-    events = rows(database_url, "select kind, status, message_id, recipient, sender, text from sms_events "
-                                "order by kind")
-    assert events == [("receipt", "delivered", "123", "+61111222333", None, None),
-                      ("reply", "received", "123", None, "+61409000000", "Yes, see you at 10")]
+    events = rows(
+        database_url, "select kind, status, message_id, recipient, sender, text from sms_events order by kind"
+    )
+    assert events == [
+        ("receipt", "delivered", "123", "+61111222333", None, None),
+        ("reply", "received", "123", None, "+61409000000", "Yes, see you at 10"),
+    ]
     assert rows(database_url, "select status from sms_messages") == [("replied",)]
 
 
@@ -122,8 +138,15 @@ def test_scheduled_retry_runs_in_the_real_worker(redis, redis_server, sqlite_url
     init_db(sqlite_url)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = process_env({"REDIS_URL": redis_server.url, "DATABASE_URL": sqlite_url, "WEBHOOK_SECRET": SECRET,
-                       "HANDLERS": "database,tests.support_handlers:Flaky", "RETRY_INTERVALS": "1,1"})
+    env = process_env(
+        {
+            "REDIS_URL": redis_server.url,
+            "DATABASE_URL": sqlite_url,
+            "WEBHOOK_SECRET": SECRET,
+            "HANDLERS": "database,tests.support_handlers:Flaky",
+            "RETRY_INTERVALS": "1,1",
+        }
+    )
     redis.set("test:flaky:failures", 1)
     with running(gunicorn(port), WORKER, env=env) as procs:
         wait_until_up(base, procs)
@@ -145,8 +168,12 @@ def test_worker_survives_a_redis_restart(redis, redis_server, sqlite_url):
         redis_server.start()
         for p in procs:
             assert p.poll() is None, f"{p.args[0]} quit when Redis went away: {p.stdout.read()[-3000:]}"
-        wait_for(lambda: requests.post(f"{base}/redoxygen/receipt?token={SECRET}", json=MESSAGE_1,
-                                       timeout=5).status_code == 200, timeout=10)
+        wait_for(
+            lambda: (
+                requests.post(f"{base}/redoxygen/receipt?token={SECRET}", json=MESSAGE_1, timeout=5).status_code == 200
+            ),
+            timeout=10,
+        )
         wait_for(lambda: rows(sqlite_url, "select count(*) from sms_events") == [(1,)], timeout=40)
 
 
@@ -163,8 +190,7 @@ def test_idle_worker_stops_promptly_on_signal(redis, redis_server, sqlite_url, s
 
 
 @pytest.mark.parametrize("attempt", range(3))
-def test_signal_right_after_registration_stops_the_worker_and_its_scheduler(redis, redis_server, sqlite_url,
-                                                                              attempt):
+def test_signal_right_after_registration_stops_the_worker_and_its_scheduler(redis, redis_server, sqlite_url, attempt):
     # RQ registers the worker and starts its scheduler process before it installs its signal
     # handlers: a SIGINT in between used to leave the worker waiting forever on that child.
     env = process_env({"REDIS_URL": redis_server.url, "DATABASE_URL": sqlite_url})
@@ -176,13 +202,16 @@ def test_signal_right_after_registration_stops_the_worker_and_its_scheduler(redi
     wait_for(lambda: not redis.exists("rq:scheduler-lock:smshooks"), timeout=10)
 
 
-@pytest.mark.parametrize("handlers,message", [
-    # With one handler that works the worker runs it (tests/test_handler_settings.py); with none, it stops.
-    ("nosuch", "unknown handler 'nosuch' in HANDLERS; installed: database"),
-    ("tests.support_handlers:Broken", "BROKEN_URL must be an http:// URL, got None"),
-    ("tests.support_handlers:NotAHandler", "not a subclass of handlers.Handler"),
-    ("tests.no_such_module:X", "cannot be loaded: ModuleNotFoundError"),
-])
+@pytest.mark.parametrize(
+    "handlers,message",
+    [
+        # With one handler that works the worker runs it (tests/test_handler_settings.py); with none, it stops.
+        ("nosuch", "unknown handler 'nosuch' in HANDLERS; installed: database"),
+        ("tests.support_handlers:Broken", "BROKEN_URL must be an http:// URL, got None"),
+        ("tests.support_handlers:NotAHandler", "not a subclass of handlers.Handler"),
+        ("tests.no_such_module:X", "cannot be loaded: ModuleNotFoundError"),
+    ],
+)
 def test_bad_handler_stops_the_worker_with_a_clear_message(redis_server, sqlite_url, handlers, message):
     env = process_env({"REDIS_URL": redis_server.url, "DATABASE_URL": sqlite_url, "HANDLERS": handlers})
     result = subprocess.run(WORKER, env=env, cwd=ROOT, capture_output=True, text=True, timeout=30)
@@ -202,8 +231,9 @@ def test_smshooks_run_owns_its_redis_and_sqlite(tmp_path):
     """README command 1 minus the install: one process tree with Redis (AOF on), web, worker and SQLite."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = process_env({"PORT": str(port), "HOST": "127.0.0.1", "WEBHOOK_SECRET": SECRET,
-                       "SMSHOOKS_HOME": str(tmp_path / "home")})
+    env = process_env(
+        {"PORT": str(port), "HOST": "127.0.0.1", "WEBHOOK_SECRET": SECRET, "SMSHOOKS_HOME": str(tmp_path / "home")}
+    )
     env.pop("REDIS_URL", None)
     env.pop("DATABASE_URL", None)
     with running([venv_bin("smshooks"), "run"], env=env, cwd=tmp_path) as [proc]:
@@ -228,11 +258,18 @@ def test_smshooks_run_owns_its_redis_and_sqlite(tmp_path):
 
 def test_smshooks_run_gives_up_on_a_crash_loop(tmp_path, redis_server):
     """A web process that can never start is not restarted forever."""
-    env = process_env({"PORT": str(free_port()), "HOST": "127.0.0.1", "REDIS_URL": redis_server.url,
-                       "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
-                       "GUNICORN_CMD_ARGS": "--workers=not-a-number"})
-    result = subprocess.run([venv_bin("smshooks"), "run"], env=env, cwd=tmp_path, capture_output=True,
-                            text=True, timeout=120)
+    env = process_env(
+        {
+            "PORT": str(free_port()),
+            "HOST": "127.0.0.1",
+            "REDIS_URL": redis_server.url,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+            "GUNICORN_CMD_ARGS": "--workers=not-a-number",
+        }
+    )
+    result = subprocess.run(
+        [venv_bin("smshooks"), "run"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 1
     assert "web keeps exiting" in result.stderr
 
@@ -245,8 +282,9 @@ def test_smshooks_run_says_when_its_port_is_taken(tmp_path, redis_server):
         taken.listen()
         port = taken.getsockname()[1]
         env = process_env({"PORT": str(port), "HOST": "127.0.0.1", "REDIS_URL": redis_server.url})
-        result = subprocess.run([venv_bin("smshooks"), "run"], env=env, cwd=tmp_path, capture_output=True,
-                                text=True, timeout=30)
+        result = subprocess.run(
+            [venv_bin("smshooks"), "run"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30
+        )
     assert result.returncode == 1
     assert f"port {port} on 127.0.0.1 is in use" in result.stderr
     assert "Traceback" not in result.stderr
@@ -258,22 +296,36 @@ def test_two_workers_under_a_burst_handle_every_event_exactly_once(redis, redis_
     init_db(sqlite_url)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = process_env({"REDIS_URL": redis_server.url, "DATABASE_URL": sqlite_url, "WEBHOOK_SECRET": SECRET,
-                       "HANDLERS": "database,tests.support_handlers:Recorder"})
+    env = process_env(
+        {
+            "REDIS_URL": redis_server.url,
+            "DATABASE_URL": sqlite_url,
+            "WEBHOOK_SECRET": SECRET,
+            "HANDLERS": "database,tests.support_handlers:Recorder",
+        }
+    )
     ids = [n % 250 for n in range(400)]  # 250 messages, 150 of them delivered twice
     with running(gunicorn(port), WORKER, WORKER, env=env) as procs:
         wait_until_up(base, procs)
         with requests.Session() as session, ThreadPoolExecutor(8) as pool:
-            statuses = list(pool.map(lambda n: session.post(f"{base}/redoxygen/receipt?token={SECRET}",
-                                                            json={**MESSAGE_1, "SMSId": n}, timeout=10).status_code,
-                                     ids))
+            statuses = list(
+                pool.map(
+                    lambda n: (
+                        session.post(
+                            f"{base}/redoxygen/receipt?token={SECRET}", json={**MESSAGE_1, "SMSId": n}, timeout=10
+                        ).status_code
+                    ),
+                    ids,
+                )
+            )
         assert statuses == [200] * len(ids)
         wait_for(lambda: rows(sqlite_url, "select count(*) from sms_events") == [(250,)], timeout=30)
         wait_for(lambda: redis.llen("test:recorder") >= 250, timeout=30)
         # Idle (nothing queued, running or in the inbox): a job run twice would have recorded twice by now.
         queue = queue_for(redis, "smshooks")
-        wait_for(lambda: not (queue.count or queue.started_job_registry.count or redis.llen("smshooks:inbox")),
-                 timeout=30)
+        wait_for(
+            lambda: not (queue.count or queue.started_job_registry.count or redis.llen("smshooks:inbox")), timeout=30
+        )
     recorded = redis.lrange("test:recorder", 0, -1)
     assert len(recorded) == len(set(recorded)) == 250
     assert rows(sqlite_url, "select count(distinct message_id) from sms_messages") == [(250,)]
@@ -295,9 +347,17 @@ def test_job_of_a_worker_killed_mid_job_is_run_again(redis, redis_server, sqlite
     init_db(sqlite_url)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = process_env({"REDIS_URL": redis_server.url, "DATABASE_URL": sqlite_url, "WEBHOOK_SECRET": SECRET,
-                       "HANDLERS": "database,tests.support_handlers:Slow", "RETRY_INTERVALS": "0,0",
-                       "JOB_TIMEOUT": "2", "MAINTENANCE_INTERVAL": "3"})
+    env = process_env(
+        {
+            "REDIS_URL": redis_server.url,
+            "DATABASE_URL": sqlite_url,
+            "WEBHOOK_SECRET": SECRET,
+            "HANDLERS": "database,tests.support_handlers:Slow",
+            "RETRY_INTERVALS": "0,0",
+            "JOB_TIMEOUT": "2",
+            "MAINTENANCE_INTERVAL": "3",
+        }
+    )
     redis.set("test:slow:block", 1)
     with running(gunicorn(port), WORKER, env=env) as (web, first_worker):
         wait_until_up(base, [web, first_worker])
@@ -314,11 +374,18 @@ def test_job_of_a_worker_killed_mid_job_is_run_again(redis, redis_server, sqlite
 
 
 def test_smshooks_run_with_a_bad_setting_starts_nothing(tmp_path):
-    env = process_env({"PORT": str(free_port()), "HOST": "127.0.0.1", "WEBHOOK_SECRET": "short",
-                       "SMSHOOKS_HOME": str(tmp_path / "home")})
+    env = process_env(
+        {
+            "PORT": str(free_port()),
+            "HOST": "127.0.0.1",
+            "WEBHOOK_SECRET": "short",
+            "SMSHOOKS_HOME": str(tmp_path / "home"),
+        }
+    )
     env.pop("REDIS_URL", None)
-    result = subprocess.run([venv_bin("smshooks"), "run"], env=env, cwd=tmp_path, capture_output=True, text=True,
-                            timeout=30)
+    result = subprocess.run(
+        [venv_bin("smshooks"), "run"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 2
     assert "WEBHOOK_SECRET must be at least 16 characters" in result.stderr
     assert not [cmd for _, cmd in processes().values() if str(tmp_path / "home") in cmd]

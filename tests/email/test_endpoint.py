@@ -24,8 +24,13 @@ def queued(redis) -> list[dict]:
 def multipart(fields: dict[str, bytes]) -> tuple[bytes, str]:
     """A multipart/form-data body built by hand, so 8-bit field bytes go out exactly as given."""
     boundary = uuid.uuid4().hex
-    body = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode() + value + b"\r\n"
-                    for name, value in fields.items()) + f"--{boundary}--\r\n".encode()
+    body = (
+        b"".join(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode() + value + b"\r\n"
+            for name, value in fields.items()
+        )
+        + f"--{boundary}--\r\n".encode()
+    )
     return body, f"multipart/form-data; boundary={boundary}"
 
 
@@ -47,9 +52,13 @@ class TestInboundEmailEndpoint(WebhookCases):
 
     def test_chunked_body_over_64k_is_413_not_truncated(self, env, redis):
         small = create_app({**env, "INBOUND_EMAIL_MAX_BYTES": "2000"}).test_client()
-        response = small.post(self.url + TOKEN, headers=JSON, input_stream=io.BytesIO(REDOXYGEN_RECEIPT + b"x" * 3000),
-                              content_type="message/rfc822",
-                              environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""})
+        response = small.post(
+            self.url + TOKEN,
+            headers=JSON,
+            input_stream=io.BytesIO(REDOXYGEN_RECEIPT + b"x" * 3000),
+            content_type="message/rfc822",
+            environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""},
+        )
         body = self.assert_json_error(response, 413)
         assert "2000" in body["error"]
         assert redis.llen("smshooks:inbox") == 0
@@ -71,8 +80,9 @@ class TestInboundEmailEndpoint(WebhookCases):
         assert "not an RFC 822 email" in body["fields"]["_body"][0]
 
     def test_xml_entities_are_refused(self, client):
-        self.assert_json_error(self.post(client, data=b"<!DOCTYPE r [<!ENTITY a 'a'>]><r>&a;</r>",
-                                         content_type="application/xml"), 415)
+        self.assert_json_error(
+            self.post(client, data=b"<!DOCTYPE r [<!ENTITY a 'a'>]><r>&a;</r>", content_type="application/xml"), 415
+        )
 
     def test_unknown_charset_is_415(self, client, redis):
         # The HTTP charset means nothing for a raw email: each MIME part declares its own.
@@ -107,25 +117,43 @@ def test_relay_urlencoded_raw_mime(client, redis):
 
 def test_mailgun_parsed_fields(client, redis):
     headers = json.dumps([["Message-Id", "<rep-1@digitaleo.com>"], ["Date", "Mon, 25 Sep 2017 17:41:30 +0200"]])
-    form = {"sender": "noreply@digitaleo.com", "subject": "Response from 801 555 0123 to SMS #121905361",
-            "body-plain": DIGITALEO_TEXT, "stripped-text": "Yes", "message-headers": headers,
-            "recipient": "replies@your_domain.com"}
+    form = {
+        "sender": "noreply@digitaleo.com",
+        "subject": "Response from 801 555 0123 to SMS #121905361",
+        "body-plain": DIGITALEO_TEXT,
+        "stripped-text": "Yes",
+        "message-headers": headers,
+        "recipient": "replies@your_domain.com",
+    }
     response = client.post(f"/inbound/email{TOKEN}", data=form)
     assert response.status_code == 200, response.data
     [event] = queued(redis)
     assert (event["provider"], event["message_id"], event["text"]) == (
-        "digitaleo", "121905361", "Yes, this open day can interest me")
+        "digitaleo",
+        "121905361",
+        "Yes, this open day can interest me",
+    )
     assert event["occurred_at"] == "2017-09-25T15:41:30+00:00"
 
 
-@pytest.mark.parametrize("send,fields", [
-    pytest.param(lambda c: c.post(f"/inbound/email{TOKEN}", data={"subject": "x", "from": "a@b"}, headers=JSON),
-                 "body-mime", id="form-without-email"),
-    pytest.param(lambda c: c.post(f"/inbound/email{TOKEN}", data=b"", content_type="message/rfc822", headers=JSON),
-                 "empty", id="empty"),
-    pytest.param(lambda c: c.post(f"/inbound/email{TOKEN}", data=b"just some words", headers=JSON),
-                 "RFC 822", id="no-header"),
-])
+@pytest.mark.parametrize(
+    "send,fields",
+    [
+        pytest.param(
+            lambda c: c.post(f"/inbound/email{TOKEN}", data={"subject": "x", "from": "a@b"}, headers=JSON),
+            "body-mime",
+            id="form-without-email",
+        ),
+        pytest.param(
+            lambda c: c.post(f"/inbound/email{TOKEN}", data=b"", content_type="message/rfc822", headers=JSON),
+            "empty",
+            id="empty",
+        ),
+        pytest.param(
+            lambda c: c.post(f"/inbound/email{TOKEN}", data=b"just some words", headers=JSON), "RFC 822", id="no-header"
+        ),
+    ],
+)
 def test_bad_bodies_are_400_naming_what_is_missing(client, redis, send, fields):
     response = send(client)
     assert response.status_code == 400, response.data
@@ -143,8 +171,9 @@ def test_unknown_email_is_accepted_and_kept(client, redis):
 
 def test_receipt_by_email_and_by_callback_is_stored_once(client, redis):
     by_email = client.post(f"/inbound/email{TOKEN}", data=REDOXYGEN_RECEIPT, content_type="message/rfc822").get_json()
-    by_callback = client.post(f"/redoxygen/receipt{TOKEN}", json={"Messages": {"Count": 1, "1": RECEIPT_FIELDS}},
-                              headers=JSON).get_json()
+    by_callback = client.post(
+        f"/redoxygen/receipt{TOKEN}", json={"Messages": {"Count": 1, "1": RECEIPT_FIELDS}}, headers=JSON
+    ).get_json()
     assert by_callback["event_ids"] == by_email["event_ids"]
     assert (by_callback["accepted"], by_callback["duplicates"]) == (0, 1)
     assert len(queued(redis)) == 1

@@ -43,17 +43,24 @@ def test_redoxygen_reply_multipart_quoted_printable_is_the_callbacks_event():
     [event] = parse(redoxygen_reply_alternative(text))
     [callback] = redoxygen.parse_reply(scrub({**REPLY_FIELDS, "ReplyText": text}, SECRET), CTX)
     assert event.event_id == callback.event_id == reply_event_id("redoxygen", "123", "+61409000000", text)
-    assert (event.kind, event.text, event.sender, event.description) == (Kind.REPLY, text, "+61409000000",
-                                                                         "Reply from John")
+    assert (event.kind, event.text, event.sender, event.description) == (
+        Kind.REPLY,
+        text,
+        "+61409000000",
+        "Reply from John",
+    )
     assert SECRET not in json.dumps(EVENT_SCHEMA.dump(event))
 
 
-@pytest.mark.parametrize("charset,text", [
-    ("iso-8859-1", "Très bien, à demain"),
-    ("windows-1252", "D’accord – “10h” ça marche €"),
-    ("koi8-r", "Да, увидимся в 10"),
-    ("utf-8", "Ja, bis morgen 😊"),
-])
+@pytest.mark.parametrize(
+    "charset,text",
+    [
+        ("iso-8859-1", "Très bien, à demain"),
+        ("windows-1252", "D’accord – “10h” ça marche €"),
+        ("koi8-r", "Да, увидимся в 10"),
+        ("utf-8", "Ja, bis morgen 😊"),
+    ],
+)
 def test_redoxygen_reply_html_only_in_each_charset(charset, text):
     [event] = parse(redoxygen_reply_html_only(text, charset))
     assert event.kind is Kind.REPLY
@@ -62,8 +69,10 @@ def test_redoxygen_reply_html_only_in_each_charset(charset, text):
 
 
 def test_multiline_reply_text_runs_to_the_next_field_and_stops_at_a_signature():
-    raw = ("From: noreply@redoxygen.net\r\nSubject: SMS reply\r\n\r\nSmsId: 123\r\nDestTN: 61409000000\r\n"
-           "ReplyText: Yes.\r\nBring the forms\r\n\r\nthanks\r\n-- \r\nRed Oxygen\r\n").encode()
+    raw = (
+        "From: noreply@redoxygen.net\r\nSubject: SMS reply\r\n\r\nSmsId: 123\r\nDestTN: 61409000000\r\n"
+        "ReplyText: Yes.\r\nBring the forms\r\n\r\nthanks\r\n-- \r\nRed Oxygen\r\n"
+    ).encode()
     [event] = parse(raw)
     assert event.text == "Yes.\nBring the forms\n\nthanks"
 
@@ -85,19 +94,41 @@ def test_redoxygen_fields_that_do_not_parse_are_kept_as_unknown():
 
 # --- Digitaleo ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("raw", [
-    pytest.param(digitaleo_response(DIGITALEO_TEXT), id="text-labelled"),
-    pytest.param(digitaleo_response("Text message to be sent\r\n\r\nYes, this open day can interest me\r\n",
-                                    encoding="quoted-printable"), id="text-two-paragraphs-qp"),
-    pytest.param(digitaleo_response("<html><body><p>Your SMS: <i>Text message to be sent</i></p>"
-                                    "<p>Response: Yes, this open day can interest me</p></body></html>",
-                                    subtype="html", encoding="base64"), id="html-base64"),
-    pytest.param(digitaleo_response("<table><tr><th>SMS</th><td>Text message to be sent</td></tr><tr><th>Response"
-                                    "</th><td>Yes, this open day can interest me</td></tr></table>",
-                                    subtype="html", charset="windows-1252"), id="html-table"),
-    pytest.param(digitaleo_response(DIGITALEO_TEXT, subject="Fwd: Response from 801 555 0123 to SMS #121905361"),
-                 id="forwarded-subject"),
-])
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(digitaleo_response(DIGITALEO_TEXT), id="text-labelled"),
+        pytest.param(
+            digitaleo_response(
+                "Text message to be sent\r\n\r\nYes, this open day can interest me\r\n", encoding="quoted-printable"
+            ),
+            id="text-two-paragraphs-qp",
+        ),
+        pytest.param(
+            digitaleo_response(
+                "<html><body><p>Your SMS: <i>Text message to be sent</i></p>"
+                "<p>Response: Yes, this open day can interest me</p></body></html>",
+                subtype="html",
+                encoding="base64",
+            ),
+            id="html-base64",
+        ),
+        pytest.param(
+            digitaleo_response(
+                "<table><tr><th>SMS</th><td>Text message to be sent</td></tr><tr><th>Response"
+                "</th><td>Yes, this open day can interest me</td></tr></table>",
+                subtype="html",
+                charset="windows-1252",
+            ),
+            id="html-table",
+        ),
+        pytest.param(
+            digitaleo_response(DIGITALEO_TEXT, subject="Fwd: Response from 801 555 0123 to SMS #121905361"),
+            id="forwarded-subject",
+        ),
+    ],
+)
 def test_digitaleo_response(raw):
     [event] = parse(raw)
     text = "Yes, this open day can interest me"
@@ -107,12 +138,15 @@ def test_digitaleo_response(raw):
     assert event.occurred_at == datetime(2017, 9, 25, 15, 41, 30, tzinfo=timezone.utc)
 
 
-@pytest.mark.parametrize("charset,label,response", [
-    ("iso-8859-1", "Réponse", "Oui, ça m'intéresse"),
-    ("windows-1252", "Réponse", "Oui – ça m’intéresse"),
-    ("koi8-r", "Response", "Да, мне интересно"),
-    ("utf-8", "Response", "Sí, me interesa 👍"),
-])
+@pytest.mark.parametrize(
+    "charset,label,response",
+    [
+        ("iso-8859-1", "Réponse", "Oui, ça m'intéresse"),
+        ("windows-1252", "Réponse", "Oui – ça m’intéresse"),
+        ("koi8-r", "Response", "Да, мне интересно"),
+        ("utf-8", "Response", "Sí, me interesa 👍"),
+    ],
+)
 def test_digitaleo_response_in_each_charset(charset, label, response):
     [event] = parse(digitaleo_response(f"Message : Texte du SMS\r\n{label} : {response}\r\n", charset=charset))
     assert event.text == response
@@ -130,6 +164,7 @@ def test_digitaleo_subject_without_a_readable_response_is_unknown_for_that_sms()
 
 
 # --- charsets and unknowns ---------------------------------------------------------------------
+
 
 def test_undeclared_charset_is_utf8_and_an_unknown_one_falls_back_to_utf8():
     body = "Response: Ça va 😊\r\n"
@@ -176,18 +211,23 @@ def test_two_unknown_emails_are_two_events():
 
 # --- the text itself ---------------------------------------------------------------------------
 
+
 def test_html_to_text_blocks_cells_entities_and_hidden_parts():
-    html = ("<html><head><title>t</title><style>p {}</style><script>x()</script></head><body>"
-            "<div>Hello&nbsp;<b>World</b> &amp; co</div><table><tr><td>SMSId</td><td> 123 </td></tr></table>"
-            "one<br>two<br/>three</body></html>")
+    html = (
+        "<html><head><title>t</title><style>p {}</style><script>x()</script></head><body>"
+        "<div>Hello&nbsp;<b>World</b> &amp; co</div><table><tr><td>SMSId</td><td> 123 </td></tr></table>"
+        "one<br>two<br/>three</body></html>"
+    )
     assert html_to_text(html) == "Hello World & co\n\nSMSId\t123\n\none\ntwo\nthree"
 
 
 def test_attachments_are_skipped_and_plain_text_is_preferred():
-    raw = (b'From: a@b\r\nContent-Type: multipart/mixed; boundary="m"\r\n\r\n--m\r\n'
-           b"Content-Type: text/plain\r\n\r\nbody\r\n--m\r\n"
-           b'Content-Type: text/plain\r\nContent-Disposition: attachment; filename="x.txt"\r\n\r\nSMSId: 9\r\n'
-           b"--m--\r\n")
+    raw = (
+        b'From: a@b\r\nContent-Type: multipart/mixed; boundary="m"\r\n\r\n--m\r\n'
+        b"Content-Type: text/plain\r\n\r\nbody\r\n--m\r\n"
+        b'Content-Type: text/plain\r\nContent-Disposition: attachment; filename="x.txt"\r\n\r\nSMSId: 9\r\n'
+        b"--m--\r\n"
+    )
     assert body_text(read_message(raw)) == "body"
 
 

@@ -16,13 +16,35 @@ from webhooks.providers import ParseContext
 
 RELAXED = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 CTX = ParseContext(received_at=datetime(2024, 9, 20, tzinfo=timezone.utc), phone_region="AU")
-SAMPLES = [REDOXYGEN_RECEIPT, UNKNOWN, redoxygen_reply_alternative(), digitaleo_response("Response: yes\r\n"),
-           digitaleo_response("<p>Response: oui</p>", subtype="html", encoding="base64", charset="koi8-r")]
+SAMPLES = [
+    REDOXYGEN_RECEIPT,
+    UNKNOWN,
+    redoxygen_reply_alternative(),
+    digitaleo_response("Response: yes\r\n"),
+    digitaleo_response("<p>Response: oui</p>", subtype="html", encoding="base64", charset="koi8-r"),
+]
 # Lines an attacker or a broken mail server might splice in.
-LINES = st.sampled_from([b"SMSId: ", b"Result: 0000", b"ReplyText:", b"Timestamp: 20x", b"Content-Type: text/html",
-                         b"Content-Transfer-Encoding: base64", b"Content-Type: multipart/mixed; boundary=b",
-                         b"--b", b"=?utf-8?b?////?=", b"charset=nope", b"\xff\xfe", b"<td>", b"&#xD800;", b"", b"-- ",
-                         b"Subject: Response from +1 to SMS #", b"DestTN: \xd9\xa3"])
+LINES = st.sampled_from(
+    [
+        b"SMSId: ",
+        b"Result: 0000",
+        b"ReplyText:",
+        b"Timestamp: 20x",
+        b"Content-Type: text/html",
+        b"Content-Transfer-Encoding: base64",
+        b"Content-Type: multipart/mixed; boundary=b",
+        b"--b",
+        b"=?utf-8?b?////?=",
+        b"charset=nope",
+        b"\xff\xfe",
+        b"<td>",
+        b"&#xD800;",
+        b"",
+        b"-- ",
+        b"Subject: Response from +1 to SMS #",
+        b"DestTN: \xd9\xa3",
+    ]
+)
 
 
 def mutate(sample: bytes, inserts: list[tuple[int, bytes]]) -> bytes:
@@ -53,9 +75,20 @@ def test_mutated_samples_parse(sample, inserts):
 
 
 @RELAXED
-@given(sample=st.sampled_from(SAMPLES), inserts=st.lists(st.tuples(st.integers(0, 60), LINES), max_size=8),
-       content_type=st.sampled_from(["message/rfc822", "text/plain", "", "application/x-www-form-urlencoded",
-                                     "multipart/form-data; boundary=b", "multipart/form-data"]))
+@given(
+    sample=st.sampled_from(SAMPLES),
+    inserts=st.lists(st.tuples(st.integers(0, 60), LINES), max_size=8),
+    content_type=st.sampled_from(
+        [
+            "message/rfc822",
+            "text/plain",
+            "",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=b",
+            "multipart/form-data",
+        ]
+    ),
+)
 def test_endpoint_answers_2xx_or_4xx(client, sample, inserts, content_type):
     response = client.post(f"/inbound/email?token={SECRET}", data=mutate(sample, inserts), content_type=content_type)
     assert response.status_code in {200, 400, 413, 415}, (response.status_code, response.data[:300])

@@ -19,14 +19,23 @@ from webhooks.email.smtpd import SmtpdSettings
 
 RECIPIENT = "sms-replies@hooks.example.com"
 LIMIT = 20_000
-EVENT_COLUMNS = ("event_id, provider, kind, status, final, message_id, recipient, sender, text, provider_status, "
-                 "description, occurred_at, raw")
+EVENT_COLUMNS = (
+    "event_id, provider, kind, status, final, message_id, recipient, sender, text, provider_status, "
+    "description, occurred_at, raw"
+)
 
 
 def smtpd(port: int, redis_url: str) -> tuple[list[str], dict[str, str]]:
-    env = process_env({"REDIS_URL": redis_url, "WEBHOOK_SECRET": SECRET, "SMTPD_HOST": "127.0.0.1",
-                       "SMTPD_PORT": str(port), "SMTPD_RECIPIENTS": f"{RECIPIENT},@other.example.com",
-                       "INBOUND_EMAIL_MAX_BYTES": str(LIMIT)})
+    env = process_env(
+        {
+            "REDIS_URL": redis_url,
+            "WEBHOOK_SECRET": SECRET,
+            "SMTPD_HOST": "127.0.0.1",
+            "SMTPD_PORT": str(port),
+            "SMTPD_RECIPIENTS": f"{RECIPIENT},@other.example.com",
+            "INBOUND_EMAIL_MAX_BYTES": str(LIMIT),
+        }
+    )
     return [venv_bin("smshooks"), "smtpd"], env
 
 
@@ -79,7 +88,8 @@ def test_receipt_over_smtp_is_the_same_row_as_the_webhook_receipt(server, env, r
     assert rows(webhook_db, f"SELECT {EVENT_COLUMNS} FROM sms_events") == by_email
     message_columns = "provider, message_id, recipient, status, final, provider_status, status_at"
     assert rows(webhook_db, f"SELECT {message_columns} FROM sms_messages") == rows(
-        env["DATABASE_URL"], f"SELECT {message_columns} FROM sms_messages")
+        env["DATABASE_URL"], f"SELECT {message_columns} FROM sms_messages"
+    )
 
 
 def test_reply_over_smtp_reaches_the_database(server, env):
@@ -126,8 +136,13 @@ def test_redis_down_is_451_so_the_sender_retries():
 
 
 def test_smtpd_refuses_to_start_without_recipients():
-    result = subprocess.run([venv_bin("smshooks"), "smtpd"], env=process_env({"SMTPD_RECIPIENTS": ""}),
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [venv_bin("smshooks"), "smtpd"],
+        env=process_env({"SMTPD_RECIPIENTS": ""}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "SMTPD_RECIPIENTS" in result.stderr
 

@@ -19,13 +19,30 @@ T0 = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
 
 
 def reply(text: str, message_id: str = "123") -> Event:
-    return Event(provider="redoxygen", kind=Kind.REPLY, status=Status.RECEIVED, final=True, message_id=message_id,
-                 sender="+61409000000", text=text, received_at=T0)
+    return Event(
+        provider="redoxygen",
+        kind=Kind.REPLY,
+        status=Status.RECEIVED,
+        final=True,
+        message_id=message_id,
+        sender="+61409000000",
+        text=text,
+        received_at=T0,
+    )
 
 
 def failed_receipt(message_id: str = "124") -> Event:
-    return Event(provider="redoxygen", kind=Kind.RECEIPT, status=Status.FAILED, final=True, message_id=message_id,
-                 recipient="+61111222333", provider_status="2015", description="Number unreachable", received_at=T0)
+    return Event(
+        provider="redoxygen",
+        kind=Kind.RECEIPT,
+        status=Status.FAILED,
+        final=True,
+        message_id=message_id,
+        recipient="+61111222333",
+        provider_status="2015",
+        description="Number unreachable",
+        received_at=T0,
+    )
 
 
 def all_text(blocks: list[dict]) -> str:
@@ -34,10 +51,12 @@ def all_text(blocks: list[dict]) -> str:
 
 # --- slack -------------------------------------------------------------------------------------
 
+
 def test_slack_message_shows_status_number_message_id_text_and_provider():
     with slack_stand_in() as slack:
-        SlackHandler.from_env({"SLACK_WEBHOOK_URL": slack.url}).handle_batch([reply("Yes, see you at 10"),
-                                                                               failed_receipt()])
+        SlackHandler.from_env({"SLACK_WEBHOOK_URL": slack.url}).handle_batch(
+            [reply("Yes, see you at 10"), failed_receipt()]
+        )
         [first, second] = slack.delivered()
     assert first["text"] == "Reply from +61409000000 to SMS 123"
     for expected in ("received", "+61409000000", "123", "redoxygen", "Yes, see you at 10"):
@@ -52,8 +71,9 @@ def test_slack_reply_text_with_markup_and_newlines_is_escaped_not_interpreted():
         SlackHandler.from_env({"SLACK_WEBHOOK_URL": slack.url}).handle(reply(text))
         [body] = slack.delivered()
     [quoted] = [b for b in body["blocks"] if b["type"] == "section" and "text" in b and "line two" in b["text"]["text"]]
-    assert quoted["text"]["text"] == ("&lt;!channel&gt; Tom &amp; Jerry &lt;https://evil.example|click&gt;\n"
-                                      "line two *bold*")
+    assert quoted["text"]["text"] == (
+        "&lt;!channel&gt; Tom &amp; Jerry &lt;https://evil.example|click&gt;\nline two *bold*"
+    )
     assert quoted["text"]["verbatim"] is True
     for block in body["blocks"]:
         for part in [block.get("text", {})] + block.get("fields", []) + block.get("elements", []):
@@ -101,6 +121,7 @@ def test_slack_bad_url_is_refused_without_echoing_it(url):
 
 # --- email -------------------------------------------------------------------------------------
 
+
 def email_env(url: str) -> dict[str, str]:
     return {"SMTP_URL": url, "EMAIL_FROM": "smshooks@example.com", "EMAIL_TO": "ops@example.com, boss@example.com"}
 
@@ -137,12 +158,15 @@ def test_email_refuses_to_send_a_password_without_tls():
         assert sink.messages == []
 
 
-@pytest.mark.parametrize("env, message", [
-    ({}, "SMTP_URL must be set"),
-    ({"SMTP_URL": "http://user:pa55word@host"}, "SMTP_URL must look like smtp://"),
-    ({"SMTP_URL": "smtp://host", "EMAIL_TO": ""}, "EMAIL_TO must name at least one address"),
-    ({"SMTP_URL": "smtp://host", "EMAIL_TO": "ops@example.com\r\nBcc: x@y"}, "EMAIL_TO must be comma-separated"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({}, "SMTP_URL must be set"),
+        ({"SMTP_URL": "http://user:pa55word@host"}, "SMTP_URL must look like smtp://"),
+        ({"SMTP_URL": "smtp://host", "EMAIL_TO": ""}, "EMAIL_TO must name at least one address"),
+        ({"SMTP_URL": "smtp://host", "EMAIL_TO": "ops@example.com\r\nBcc: x@y"}, "EMAIL_TO must be comma-separated"),
+    ],
+)
 def test_email_bad_settings_are_named(env, message):
     with pytest.raises(ValueError, match=message) as err:
         EmailHandler.from_env(env)
@@ -150,14 +174,21 @@ def test_email_bad_settings_are_named(env, message):
 
 
 def test_smtps_url_is_read_with_its_port_and_credentials():
-    handler = EmailHandler.from_env({"SMTP_URL": "smtps://me%40x.com:p%2Fw@mail.example.com",
-                                     "EMAIL_TO": "ops@example.com"})
+    handler = EmailHandler.from_env(
+        {"SMTP_URL": "smtps://me%40x.com:p%2Fw@mail.example.com", "EMAIL_TO": "ops@example.com"}
+    )
     smtp = handler.smtp
     assert (smtp.implicit_tls, smtp.host, smtp.port, smtp.user, smtp.password) == (
-        True, "mail.example.com", 465, "me@x.com", "p/w")
+        True,
+        "mail.example.com",
+        465,
+        "me@x.com",
+        "p/w",
+    )
 
 
 # --- log ---------------------------------------------------------------------------------------
+
 
 def test_log_writes_one_json_line_per_event():
     out = io.StringIO()
@@ -165,6 +196,10 @@ def test_log_writes_one_json_line_per_event():
     lines = out.getvalue().splitlines()
     assert len(lines) == 2
     first = json.loads(lines[0])
-    assert (first["kind"], first["status"], first["text"], first["sender"]) == ("reply", "received", "two\nlines",
-                                                                                 "+61409000000")
+    assert (first["kind"], first["status"], first["text"], first["sender"]) == (
+        "reply",
+        "received",
+        "two\nlines",
+        "+61409000000",
+    )
     assert "raw" not in first and json.loads(lines[1])["provider_status"] == "2015"

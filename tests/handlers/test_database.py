@@ -16,8 +16,9 @@ T0 = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def handler(request, tmp_path):
-    url = (f"sqlite:///{tmp_path / 'db.sqlite'}" if request.param == "sqlite"
-           else request.getfixturevalue("postgres_url"))
+    url = (
+        f"sqlite:///{tmp_path / 'db.sqlite'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    )
     init_db(url)
     h = DatabaseHandler(url)
     yield h
@@ -25,15 +26,31 @@ def handler(request, tmp_path):
 
 
 def receipt(message_id: str, status: Status, minutes: int, final: bool | None = None, code: str = "x") -> Event:
-    return Event(provider="test", kind=Kind.RECEIPT, status=status, message_id=message_id,
-                 final=status in (Status.DELIVERED, Status.FAILED) if final is None else final,
-                 provider_status=f"{code}-{status.value}", recipient="+61409000000",
-                 occurred_at=T0 + timedelta(minutes=minutes), received_at=T0 + timedelta(minutes=minutes, seconds=1))
+    return Event(
+        provider="test",
+        kind=Kind.RECEIPT,
+        status=status,
+        message_id=message_id,
+        final=status in (Status.DELIVERED, Status.FAILED) if final is None else final,
+        provider_status=f"{code}-{status.value}",
+        recipient="+61409000000",
+        occurred_at=T0 + timedelta(minutes=minutes),
+        received_at=T0 + timedelta(minutes=minutes, seconds=1),
+    )
 
 
 def reply(message_id: str, text: str) -> Event:
-    return Event(provider="test", kind=Kind.REPLY, status=Status.RECEIVED, final=True, message_id=message_id,
-                 sender="+61409000000", text=text, received_at=T0 + timedelta(hours=1), raw={"ReplyText": text})
+    return Event(
+        provider="test",
+        kind=Kind.REPLY,
+        status=Status.RECEIVED,
+        final=True,
+        message_id=message_id,
+        sender="+61409000000",
+        text=text,
+        received_at=T0 + timedelta(hours=1),
+        raw={"ReplyText": text},
+    )
 
 
 def message(h: DatabaseHandler, message_id: str) -> dict:
@@ -57,9 +74,15 @@ def test_batch_is_inserted_once_even_when_redelivered(handler):
     assert (row["sender"], row["text"], row["raw"]) == ("+61409000000", "yes", {"ReplyText": "yes"})
 
 
-@pytest.mark.parametrize("order", [
-    ["sent", "delivered"], ["delivered", "sent"], ["queued", "delivered", "sent"], ["delivered", "queued", "sent"],
-])
+@pytest.mark.parametrize(
+    "order",
+    [
+        ["sent", "delivered"],
+        ["delivered", "sent"],
+        ["queued", "delivered", "sent"],
+        ["delivered", "queued", "sent"],
+    ],
+)
 def test_status_never_moves_back_whatever_the_order(handler, order):
     minute = {"queued": 1, "sent": 2, "delivered": 3}
     for name in order:  # one batch each: the order of arrival across jobs
@@ -105,8 +128,10 @@ def test_reply_marks_the_message_replied(handler):
 def test_postgres_scheme_from_platforms_is_accepted():
     from webhooks.config import Settings
 
-    assert Settings.from_env({"DATABASE_URL": "postgres://u:p@db:5432/x"}).database_url == \
-        "postgresql+psycopg://u:p@db:5432/x"
+    assert (
+        Settings.from_env({"DATABASE_URL": "postgres://u:p@db:5432/x"}).database_url
+        == "postgresql+psycopg://u:p@db:5432/x"
+    )
     assert Settings.from_env({"DATABASE_URL": "postgresql://u@db/x"}).database_url == "postgresql+psycopg://u@db/x"
 
 

@@ -24,18 +24,28 @@ def plugin_installed(tmp_path_factory):
     """pip-installs a copy of the example (building it in place would leave build/ in the repo), offline."""
     source = tmp_path_factory.mktemp("plugin") / "handler-plugin"
     shutil.copytree(ROOT / "examples" / "handler-plugin", source)
-    subprocess.run([*PIP, "install", "--no-deps", "--no-build-isolation", "--no-index", str(source)],
-                   check=True, timeout=300)
+    subprocess.run(
+        [*PIP, "install", "--no-deps", "--no-build-isolation", "--no-index", str(source)], check=True, timeout=300
+    )
     yield
     subprocess.run([*PIP, "uninstall", "-y", "smshooks-jsonl"], check=True, timeout=120)
 
 
-def test_plugin_is_listed_and_receives_events_in_a_real_worker(plugin_installed, redis, redis_server, sqlite_url,
-                                                               tmp_path):
+def test_plugin_is_listed_and_receives_events_in_a_real_worker(
+    plugin_installed, redis, redis_server, sqlite_url, tmp_path
+):
     init_db(sqlite_url)
     out = tmp_path / "events.jsonl"
-    env = process_env({"REDIS_URL": redis_server.url, "DATABASE_URL": sqlite_url, "WEBHOOK_SECRET": SECRET,
-                       "HANDLERS": "database,jsonl", "JSONL_PATH": str(out), "JSONL_EVENTS": "reply"})
+    env = process_env(
+        {
+            "REDIS_URL": redis_server.url,
+            "DATABASE_URL": sqlite_url,
+            "WEBHOOK_SECRET": SECRET,
+            "HANDLERS": "database,jsonl",
+            "JSONL_PATH": str(out),
+            "JSONL_EVENTS": "reply",
+        }
+    )
     listed = subprocess.run([venv_bin("smshooks"), "handlers"], env=env, capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0, listed.stdout + listed.stderr
     assert "jsonl (smshooks_jsonl:JsonLinesHandler)" in listed.stdout
@@ -54,11 +64,19 @@ def test_plugin_is_listed_and_receives_events_in_a_real_worker(plugin_installed,
     assert (event["kind"], event["sender"], event["text"]) == ("reply", "+61409000000", "Yes, see you at 10")
 
 
-def test_plugin_with_bad_settings_is_reported_by_name_and_the_rest_run(plugin_installed, redis, redis_server,
-                                                                       sqlite_url):
+def test_plugin_with_bad_settings_is_reported_by_name_and_the_rest_run(
+    plugin_installed, redis, redis_server, sqlite_url
+):
     init_db(sqlite_url)
-    env = process_env({"REDIS_URL": redis_server.url, "DATABASE_URL": sqlite_url, "WEBHOOK_SECRET": SECRET,
-                       "HANDLERS": "jsonl,database", "RETRY_INTERVALS": "none"})  # no JSONL_PATH
+    env = process_env(
+        {
+            "REDIS_URL": redis_server.url,
+            "DATABASE_URL": sqlite_url,
+            "WEBHOOK_SECRET": SECRET,
+            "HANDLERS": "jsonl,database",
+            "RETRY_INTERVALS": "none",
+        }
+    )  # no JSONL_PATH
     with running(WORKER, env=env) as [worker]:
         client = create_app(env).test_client()
         assert client.post(f"/redoxygen/reply?token={SECRET}", data=REPLY).status_code == 200

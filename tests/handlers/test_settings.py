@@ -56,15 +56,21 @@ def test_retry_intervals_per_handler_override_the_default(env, redis):
     queue = queue_for(redis, "smshooks")
     dispatch_inbox(redis, queue, runtime.settings, runtime.policies)
     runtime.close()
-    retries = {job.args[0]: (job.retries_left, job.retry_intervals) for job in queue.jobs
-               if job.func_name == "webhooks.pipeline.jobs.handle"}
+    retries = {
+        job.args[0]: (job.retries_left, job.retry_intervals)
+        for job in queue.jobs
+        if job.func_name == "webhooks.pipeline.jobs.handle"
+    }
     assert retries == {"database": (3, [5, 6, 7]), FLAKY: (2, [1, 2])}
 
 
-@pytest.mark.parametrize("setting, value, expected", [
-    ("RECORDER_EVENTS", "failed,bogus", "RECORDER_EVENTS may name kinds and statuses .* got 'bogus'"),
-    ("RECORDER_RETRY_INTERVALS", "1,soon", "RECORDER_RETRY_INTERVALS must be comma-separated seconds"),
-])
+@pytest.mark.parametrize(
+    "setting, value, expected",
+    [
+        ("RECORDER_EVENTS", "failed,bogus", "RECORDER_EVENTS may name kinds and statuses .* got 'bogus'"),
+        ("RECORDER_RETRY_INTERVALS", "1,soon", "RECORDER_RETRY_INTERVALS must be comma-separated seconds"),
+    ],
+)
 def test_bad_handler_setting_breaks_that_handler_only(env, redis, setting, value, expected):
     import re
 
@@ -84,7 +90,8 @@ def test_unknown_and_broken_handlers_are_reported_by_name_and_the_others_run(env
     # The list of installed names grows with plug-ins (the tests install one): only its start is fixed.
     assert runtime.broken["nope"].startswith("unknown handler 'nope' in HANDLERS; installed: database, email, ")
     assert runtime.broken["tests.support_handlers:Broken"] == (
-        "handler 'tests.support_handlers:Broken' cannot start: BROKEN_URL must be an http:// URL, got None")
+        "handler 'tests.support_handlers:Broken' cannot start: BROKEN_URL must be an http:// URL, got None"
+    )
     assert redis.llen("test:recorder") == 1
     from webhooks.pipeline.failures import failed
 
@@ -95,8 +102,13 @@ def test_unknown_and_broken_handlers_are_reported_by_name_and_the_others_run(env
 
 def test_fallback_fires_only_after_the_last_retry(env, redis):
     with smtp_server() as (sink, url):
-        env = {**env, "HANDLERS": f"database,{FLAKY}", "RETRY_INTERVALS": "0,0", "SMTP_URL": url,
-               "FALLBACK_EMAIL_TO": "fallback@example.com"}
+        env = {
+            **env,
+            "HANDLERS": f"database,{FLAKY}",
+            "RETRY_INTERVALS": "0,0",
+            "SMTP_URL": url,
+            "FALLBACK_EMAIL_TO": "fallback@example.com",
+        }
         client = create_app(env).test_client()
         redis.set("test:flaky:failures", 2)  # fails twice, the last retry succeeds
         post_receipts(client, "0000")
@@ -118,8 +130,13 @@ def test_fallback_fires_only_after_the_last_retry(env, redis):
 
 def test_fallback_email_never_carries_the_secret(env, redis):
     with smtp_server() as (sink, url):
-        env = {**env, "HANDLERS": "tests.support_handlers:Leaky", "RETRY_INTERVALS": "none", "SMTP_URL": url,
-               "FALLBACK_EMAIL_TO": "fallback@example.com"}
+        env = {
+            **env,
+            "HANDLERS": "tests.support_handlers:Leaky",
+            "RETRY_INTERVALS": "none",
+            "SMTP_URL": url,
+            "FALLBACK_EMAIL_TO": "fallback@example.com",
+        }
         post_receipts(create_app(env).test_client(), "0000")
         run_worker(env)
         [mail] = sink.to("fallback@example.com")
@@ -130,8 +147,15 @@ def test_fallback_email_never_carries_the_secret(env, redis):
 def test_fallback_email_never_carries_any_configured_secret(env, redis):
     hook = "https://hooks.slack.com/services/T0001/B0002/s3cr3tS1ackP4th"
     with smtp_server() as (sink, url):
-        env = {**env, "HANDLERS": "tests.support_handlers:Leaky", "RETRY_INTERVALS": "none", "SMTP_URL": url,
-               "FALLBACK_EMAIL_TO": "fallback@example.com", "SLACK_WEBHOOK_URL": hook, "LEAK": hook}
+        env = {
+            **env,
+            "HANDLERS": "tests.support_handlers:Leaky",
+            "RETRY_INTERVALS": "none",
+            "SMTP_URL": url,
+            "FALLBACK_EMAIL_TO": "fallback@example.com",
+            "SLACK_WEBHOOK_URL": hook,
+            "LEAK": hook,
+        }
         post_receipts(create_app(env).test_client(), "0000")
         run_worker(env)
         [mail] = sink.to("fallback@example.com")
@@ -145,6 +169,9 @@ def test_a_handler_with_max_batch_gets_jobs_no_bigger(env, redis):
     runtime = jobs.Runtime.from_env(env)
     dispatch_inbox(redis, queue_for(redis, "smshooks"), runtime.settings, runtime.policies)
     runtime.close()
-    sizes = sorted((job.args[0], len(job.args[1])) for job in queue_for(redis, "smshooks").jobs
-                   if job.func_name == "webhooks.pipeline.jobs.handle")
+    sizes = sorted(
+        (job.args[0], len(job.args[1]))
+        for job in queue_for(redis, "smshooks").jobs
+        if job.func_name == "webhooks.pipeline.jobs.handle"
+    )
     assert sizes == [("database", 5), (batched, 1), (batched, 2), (batched, 2)]

@@ -24,12 +24,21 @@ def test_fan_out_fallback_and_replay_deliver_each_event_once(redis, redis_server
     init_db(sqlite_url)
     with smtp_server() as (sink, smtp_url), slack_stand_in() as slack:
         slack.default = 500  # Slack is down
-        env = process_env({
-            "REDIS_URL": redis_server.url, "DATABASE_URL": sqlite_url, "WEBHOOK_SECRET": SECRET,
-            "HANDLERS": "database,email,slack", "RETRY_INTERVALS": "30",
-            "SLACK_WEBHOOK_URL": slack.url, "SLACK_RETRY_INTERVALS": "1,1",
-            "SMTP_URL": smtp_url, "EMAIL_FROM": "smshooks@example.com", "EMAIL_TO": "ops@example.com",
-            "FALLBACK_EMAIL_TO": "fallback@example.com"})
+        env = process_env(
+            {
+                "REDIS_URL": redis_server.url,
+                "DATABASE_URL": sqlite_url,
+                "WEBHOOK_SECRET": SECRET,
+                "HANDLERS": "database,email,slack",
+                "RETRY_INTERVALS": "30",
+                "SLACK_WEBHOOK_URL": slack.url,
+                "SLACK_RETRY_INTERVALS": "1,1",
+                "SMTP_URL": smtp_url,
+                "EMAIL_FROM": "smshooks@example.com",
+                "EMAIL_TO": "ops@example.com",
+                "FALLBACK_EMAIL_TO": "fallback@example.com",
+            }
+        )
         client = create_app(env).test_client()
         messages = {"Count": 2, "1": {**MESSAGE_1, "SMSId": 201}, "2": {**MESSAGE_1, "SMSId": 202, "Result": "2015"}}
         assert client.post(f"/redoxygen/receipt?token={SECRET}", json={"Messages": messages}).status_code == 200
@@ -58,8 +67,10 @@ def test_fan_out_fallback_and_replay_deliver_each_event_once(redis, redis_server
             queue = queue_for(redis, "smshooks")
             wait_for(lambda: queue.fetch_job(job.id).get_status() == JobStatus.FINISHED, timeout=30)
         assert len(slack.delivered()) == 2
-        assert sorted(b["text"].split(":")[0] for b in slack.delivered()) == ["SMS 201 to +61111222333",
-                                                                             "SMS 202 to +61111222333"]
+        assert sorted(b["text"].split(":")[0] for b in slack.delivered()) == [
+            "SMS 201 to +61111222333",
+            "SMS 202 to +61111222333",
+        ]
         assert len(sink.to("fallback@example.com")) == 1 and len(sink.to("ops@example.com")) == 2
         assert failed(queue_for(redis, "smshooks")) == []
     assert "handlers: database, email, slack" in worker.stdout.read()

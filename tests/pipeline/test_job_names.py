@@ -13,8 +13,9 @@ from webhooks.pipeline.queueing import queue_for
 
 def old_style_job(redis, handler: str, message_id: str, job_id: str):
     event = EVENT_SCHEMA.dump(Event("redoxygen", Kind.RECEIPT, Status.DELIVERED, message_id, utcnow()))
-    return queue_for(redis, "smshooks").enqueue("webhooks.jobs.handle", handler, [event], job_id=job_id,
-                                                on_failure=Callback("webhooks.jobs.handler_failed"))
+    return queue_for(redis, "smshooks").enqueue(
+        "webhooks.jobs.handle", handler, [event], job_id=job_id, on_failure=Callback("webhooks.jobs.handler_failed")
+    )
 
 
 def test_a_job_enqueued_under_the_old_name_is_handled(env, redis):

@@ -21,16 +21,45 @@ PARIS = ZoneInfo("Europe/Paris")
 CTX = ParseContext(received_at=datetime(2024, 1, 1, tzinfo=timezone.utc), phone_region="FR")
 
 # The /smsstatus example of section 3.12, with the recipient the client asks for.
-HISTORY = {"size": 4, "total": None, "httpStatusCode": 200, "list": [
-    {"smsId": "121905361", "status": "wait", "description": "SMS programmé", "date": "2017-09-25 17:41:00",
-     "response": None, "recipient": "0601010101"},
-    {"smsId": "121905361", "status": "ok", "description": "SMS reçu", "date": "2017-09-25 17:41:00",
-     "response": None, "recipient": "0601010101"},
-    {"smsId": "121905361", "status": "on", "description": "En cours", "date": "2017-09-25 17:41:01",
-     "response": None, "recipient": "0601010101"},
-    {"smsId": "121905361", "status": "rep", "description": "SMS répondu", "date": "2017-09-25 17:41:26",
-     "response": "Yes, this open day can interest me", "recipient": "0601010101"},
-]}
+HISTORY = {
+    "size": 4,
+    "total": None,
+    "httpStatusCode": 200,
+    "list": [
+        {
+            "smsId": "121905361",
+            "status": "wait",
+            "description": "SMS programmé",
+            "date": "2017-09-25 17:41:00",
+            "response": None,
+            "recipient": "0601010101",
+        },
+        {
+            "smsId": "121905361",
+            "status": "ok",
+            "description": "SMS reçu",
+            "date": "2017-09-25 17:41:00",
+            "response": None,
+            "recipient": "0601010101",
+        },
+        {
+            "smsId": "121905361",
+            "status": "on",
+            "description": "En cours",
+            "date": "2017-09-25 17:41:01",
+            "response": None,
+            "recipient": "0601010101",
+        },
+        {
+            "smsId": "121905361",
+            "status": "rep",
+            "description": "SMS répondu",
+            "date": "2017-09-25 17:41:26",
+            "response": "Yes, this open day can interest me",
+            "recipient": "0601010101",
+        },
+    ],
+}
 
 
 class TestPingEndpoint(WebhookCases):
@@ -54,13 +83,16 @@ def test_get_ping_as_digitaleo_sends_it(client, redis):
     assert response.get_json() == {"accepted": 1, "sms_id": "121905361", "sync_scheduled": True}
 
 
-@pytest.mark.parametrize("query, expected", [
-    ("", "missing"),
-    ("&sms_id=", "missing"),
-    ("&sms_id=abc", "'abc'"),
-    ("&sms_id=12%2034", "'12 34'"),
-    ("&sms_id=%C2%B9", "numeric"),
-])
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("", "missing"),
+        ("&sms_id=", "missing"),
+        ("&sms_id=abc", "'abc'"),
+        ("&sms_id=12%2034", "'12 34'"),
+        ("&sms_id=%C2%B9", "numeric"),
+    ],
+)
 def test_missing_or_non_numeric_sms_id_is_400(client, redis, query, expected):
     response = client.get(f"/digitaleo/ping?token={SECRET}{query}", headers=JSON)
     assert response.status_code == 400, response.data
@@ -96,8 +128,11 @@ def test_history_becomes_events_with_status_map_and_utc_times():
     assert not bad
     receipts = [e for e in events if e.kind is Kind.RECEIPT]
     assert [(e.status, e.final, e.provider_status) for e in receipts] == [
-        (Status.SCHEDULED, False, "wait"), (Status.DELIVERED, True, "ok"), (Status.SENT, False, "on"),
-        (Status.REPLIED, True, "rep")]
+        (Status.SCHEDULED, False, "wait"),
+        (Status.DELIVERED, True, "ok"),
+        (Status.SENT, False, "on"),
+        (Status.REPLIED, True, "rep"),
+    ]
     # 17:41:26 in Paris in September (UTC+2) is 15:41:26 UTC.
     assert receipts[3].occurred_at == datetime(2017, 9, 25, 15, 41, 26, tzinfo=timezone.utc)
     assert receipts[0].recipient == "+33601010101"
@@ -111,8 +146,9 @@ def test_rep_status_is_also_a_reply_with_the_shared_reply_id():
     assert reply.status is Status.RECEIVED and reply.final
     assert reply.text == "Yes, this open day can interest me"
     assert reply.sender == "+33601010101"
-    assert reply.event_id == reply_event_id("digitaleo", "121905361", "+33601010101",
-                                            "Yes, this open day can interest me")
+    assert reply.event_id == reply_event_id(
+        "digitaleo", "121905361", "+33601010101", "Yes, this open day can interest me"
+    )
 
 
 def test_winter_time_and_unknown_codes():
@@ -131,8 +167,9 @@ def test_same_status_read_twice_gets_the_same_id():
 
 
 def test_bad_records_are_set_aside_not_raised():
-    events, bad = parse_records([{"smsId": "x", "status": "ok"}, {"smsId": "9"}, "text", HISTORY["list"][1]],
-                                CTX, PARIS)
+    events, bad = parse_records(
+        [{"smsId": "x", "status": "ok"}, {"smsId": "9"}, "text", HISTORY["list"][1]], CTX, PARIS
+    )
     assert [e.message_id for e in events] == ["121905361"]
     assert [reason.split(":")[0] for _, reason in bad] == ["smsId", "status", "_record"]
 

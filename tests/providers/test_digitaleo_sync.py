@@ -47,8 +47,13 @@ def inbox(redis) -> list[dict]:
 
 
 def sync(redis, settings, config) -> int:
-    return run(redis, queue_for(redis, settings.queue_name), settings, config,
-               DigitaleoClient(config, redis, make_session(backoff=0.01)))
+    return run(
+        redis,
+        queue_for(redis, settings.queue_name),
+        settings,
+        config,
+        DigitaleoClient(config, redis, make_session(backoff=0.01)),
+    )
 
 
 def ping(redis, settings, config, *ids) -> None:
@@ -57,6 +62,7 @@ def ping(redis, settings, config, *ids) -> None:
 
 
 # Tokens -----------------------------------------------------------------------------------
+
 
 def test_two_workers_share_one_token(env, redis, api):
     settings, config = settings_for(env, api)
@@ -111,6 +117,7 @@ def test_5xx_and_slow_answers_are_retried(env, redis, api):
 
 
 # Queue mode -------------------------------------------------------------------------------
+
 
 def test_queue_mode_burst_costs_one_call(env, redis, api):
     settings, config = settings_for(env, api)
@@ -168,6 +175,7 @@ def test_queue_mode_api_down_then_back_loses_nothing(env, redis, api):
 
 # Lookup mode ------------------------------------------------------------------------------
 
+
 def test_lookup_mode_batches_ids_and_skips_final_ones(env, redis, api):
     settings, config = settings_for(env, api, DIGITALEO_MODE="lookup", DIGITALEO_LOOKUP_BATCH="100")
     for n in range(250):
@@ -199,7 +207,10 @@ def test_lookup_mode_out_of_order_pings_and_reply(env, redis, api):
     ping(redis, settings, config, "9")
     sync(redis, settings, config)
     assert [(e["kind"], e["status"]) for e in inbox(redis)] == [
-        ("receipt", "sent"), ("receipt", "replied"), ("reply", "received")]
+        ("receipt", "sent"),
+        ("receipt", "replied"),
+        ("reply", "received"),
+    ]
     assert api.calls["smsstatus"] == 1  # "rep" is final: the late ping asks nothing
 
 
@@ -227,6 +238,7 @@ def test_safety_tick_runs_once_per_interval_and_re_asks_open_ids(env, redis, api
 
 
 # End to end -------------------------------------------------------------------------------
+
 
 def test_pings_through_a_worker_into_the_database(env, redis, api, fast_session, sqlite_url):
     full_env = {**env, **api.env(), "DIGITALEO_PING_DELAY": "0", "DIGITALEO_TIMEOUT": "2"}
@@ -275,6 +287,7 @@ def test_real_worker_runs_the_sync_its_scheduler_holds_for_the_ping_delay(env, r
         assert web.get(f"/digitaleo/ping?token={SECRET}&sms_id={n}").status_code == 200
     assert queue_for(redis, "smshooks").scheduled_job_registry.count == 1
     with running(WORKER, env=process_env(full)):
+
         def stored():
             engine = sa.create_engine(sqlite_url)
             try:
@@ -314,8 +327,10 @@ def test_api_calls_reach_metrics_by_endpoint_and_outcome(env, redis, api):
     with pytest.raises(DigitaleoError):
         first.get("smsstatus", {"smsId": "1"})
     samples = scrape(create_app({**env, **api.env(), "WEBHOOK_SECRET": SECRET}).test_client())
-    counted = {k: value(samples, "smshooks_api_calls_total", provider="digitaleo", endpoint=k, outcome=o)
-               for k, o in (("token", "ok"), ("status", "ok"), ("smsstatus", "http_4xx"))}
+    counted = {
+        k: value(samples, "smshooks_api_calls_total", provider="digitaleo", endpoint=k, outcome=o)
+        for k, o in (("token", "ok"), ("status", "ok"), ("smsstatus", "http_4xx"))
+    }
     assert counted == {"token": 1, "status": 1, "smsstatus": 1}
 
 

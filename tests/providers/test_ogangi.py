@@ -22,21 +22,43 @@ from webhooks import create_app
 URL = f"/ogangi/status?token={SECRET}"
 SHORTCODE = "19893653744"  # the `from` of the document's messages: our long code
 
-MESSAGE_1 = {"id": "-6710228708174720670", "carrier": "carrierName", "from": SHORTCODE, "to": "18133210984",
-             "text": "OGANGI TEST MESSAGE", "status": "SENT_TO_CARRIER", "statusDescription": "Sent to Carrier",
-             "encoding": "UTF-8", "date": "2014-12-17T00:12:13.571-04:30", "timezone": "America/Caracas",
-             "clientId": "As223sdadq8d8287v5v"}
+MESSAGE_1 = {
+    "id": "-6710228708174720670",
+    "carrier": "carrierName",
+    "from": SHORTCODE,
+    "to": "18133210984",
+    "text": "OGANGI TEST MESSAGE",
+    "status": "SENT_TO_CARRIER",
+    "statusDescription": "Sent to Carrier",
+    "encoding": "UTF-8",
+    "date": "2014-12-17T00:12:13.571-04:30",
+    "timezone": "America/Caracas",
+    "clientId": "As223sdadq8d8287v5v",
+}
 MESSAGE_2 = {**MESSAGE_1, "id": "-8174720676710228700", "to": "13056708084", "date": "2013-09-17T10:13:59.176-04:30"}
-MO = {"id": "-1111", "carrier": "carrierName", "from": "13056708084", "to": SHORTCODE, "text": "SI, confirmo 👍",
-      "encoding": "UTF-8", "date": "2014-12-17T00:20:00.000-04:30", "timezone": "America/Caracas"}
+MO = {
+    "id": "-1111",
+    "carrier": "carrierName",
+    "from": "13056708084",
+    "to": SHORTCODE,
+    "text": "SI, confirmo 👍",
+    "encoding": "UTF-8",
+    "date": "2014-12-17T00:20:00.000-04:30",
+    "timezone": "America/Caracas",
+}
 
 
 def message_xml(message: dict) -> str:
     return "<message>" + "".join(f"<{k}>{v}</{k}>" for k, v in message.items()) + "</message>"
 
 
-ENVELOPE_XML = ("<input>sendSMS</input> <status>OK</status> <description>Completed</description> <result> <messages> "
-                + message_xml(MESSAGE_1) + " " + message_xml(MESSAGE_2) + " </messages> </result>")
+ENVELOPE_XML = (
+    "<input>sendSMS</input> <status>OK</status> <description>Completed</description> <result> <messages> "
+    + message_xml(MESSAGE_1)
+    + " "
+    + message_xml(MESSAGE_2)
+    + " </messages> </result>"
+)
 
 
 def queued(redis) -> list[dict]:
@@ -60,14 +82,32 @@ def mo_client(env):
 
 TWO = [
     pytest.param({"data": ENVELOPE_XML, "content_type": "application/xml"}, id="xml-envelope-as-documented"),
-    pytest.param({"data": '<?xml version="1.0" encoding="UTF-8"?>\n' + ENVELOPE_XML, "content_type": "text/xml"},
-                 id="xml-envelope-with-declaration"),
-    pytest.param({"data": "<response>" + ENVELOPE_XML + "</response>", "content_type": "application/xml"},
-                 id="xml-envelope-in-a-root"),
-    pytest.param({"data": "<messages>" + message_xml(MESSAGE_1) + message_xml(MESSAGE_2) + "</messages>",
-                  "content_type": "application/xml"}, id="xml-messages"),
-    pytest.param({"json": {"input": "sendSMS", "status": "OK", "description": "Completed",
-                           "result": {"messages": {"message": [MESSAGE_1, MESSAGE_2]}}}}, id="json-envelope"),
+    pytest.param(
+        {"data": '<?xml version="1.0" encoding="UTF-8"?>\n' + ENVELOPE_XML, "content_type": "text/xml"},
+        id="xml-envelope-with-declaration",
+    ),
+    pytest.param(
+        {"data": "<response>" + ENVELOPE_XML + "</response>", "content_type": "application/xml"},
+        id="xml-envelope-in-a-root",
+    ),
+    pytest.param(
+        {
+            "data": "<messages>" + message_xml(MESSAGE_1) + message_xml(MESSAGE_2) + "</messages>",
+            "content_type": "application/xml",
+        },
+        id="xml-messages",
+    ),
+    pytest.param(
+        {
+            "json": {
+                "input": "sendSMS",
+                "status": "OK",
+                "description": "Completed",
+                "result": {"messages": {"message": [MESSAGE_1, MESSAGE_2]}},
+            }
+        },
+        id="json-envelope",
+    ),
     pytest.param({"json": {"result": {"messages": [MESSAGE_1, MESSAGE_2]}}}, id="json-envelope-list"),
     pytest.param({"json": {"messages": [MESSAGE_1, MESSAGE_2]}}, id="json-messages"),
     pytest.param({"json": [MESSAGE_1, MESSAGE_2]}, id="json-list"),
@@ -80,7 +120,9 @@ def test_two_messages_in_every_shape(client, redis, body):
     assert response.status_code == 200, response.data
     events = queued(redis)
     assert [(e["message_id"], e["recipient"]) for e in events] == [
-        ("-6710228708174720670", "+18133210984"), ("-8174720676710228700", "+13056708084")]
+        ("-6710228708174720670", "+18133210984"),
+        ("-8174720676710228700", "+13056708084"),
+    ]
     first = events[0]
     assert (first["kind"], first["status"], first["final"]) == ("receipt", "sent", False)
     assert (first["provider_status"], first["description"]) == ("SENT_TO_CARRIER", "Sent to Carrier")
@@ -88,13 +130,17 @@ def test_two_messages_in_every_shape(client, redis, body):
     assert first["raw"]["clientId"] == "As223sdadq8d8287v5v"
 
 
-@pytest.mark.parametrize("body", [
-    pytest.param({"data": message_xml(MESSAGE_1), "content_type": "application/xml"}, id="xml-message"),
-    pytest.param({"json": MESSAGE_1}, id="json-flat"),
-    pytest.param({"json": {"message": MESSAGE_1}}, id="json-message"),
-    pytest.param({"json": {"input": "getMessage", "status": "OK", "result": {"message": MESSAGE_1}}},
-                 id="json-envelope-one"),
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param({"data": message_xml(MESSAGE_1), "content_type": "application/xml"}, id="xml-message"),
+        pytest.param({"json": MESSAGE_1}, id="json-flat"),
+        pytest.param({"json": {"message": MESSAGE_1}}, id="json-message"),
+        pytest.param(
+            {"json": {"input": "getMessage", "status": "OK", "result": {"message": MESSAGE_1}}}, id="json-envelope-one"
+        ),
+    ],
+)
 def test_one_message(client, redis, body):
     assert client.post(URL, headers=JSON, **body).status_code == 200
     [event] = queued(redis)
@@ -122,12 +168,18 @@ def test_a_date_without_offset_is_read_in_its_timezone(client, redis):
 
 # --- inbound (MO) ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("body", [
-    pytest.param({"json": MO}, id="json"),
-    pytest.param({"data": message_xml(MO), "content_type": "application/xml"}, id="xml"),
-    pytest.param({"json": {"input": "notify", "status": "OK", "result": {"messages": [MO, MESSAGE_1]}}},
-                 id="json-mixed-with-a-receipt"),
-])
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param({"json": MO}, id="json"),
+        pytest.param({"data": message_xml(MO), "content_type": "application/xml"}, id="xml"),
+        pytest.param(
+            {"json": {"input": "notify", "status": "OK", "result": {"messages": [MO, MESSAGE_1]}}},
+            id="json-mixed-with-a-receipt",
+        ),
+    ],
+)
 def test_a_message_to_our_code_is_a_reply(mo_client, redis, body):
     assert mo_client.post(URL, headers=JSON, **body).status_code == 200
     reply = queued(redis)[0]
@@ -150,15 +202,19 @@ def test_a_reply_needs_its_sender_and_text(mo_client, redis):
 
 # --- bad input ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("body,fields", [
-    ({**MESSAGE_1, "id": ""}, {"id"}),
-    ({k: v for k, v in MESSAGE_1.items() if k != "status"}, {"status"}),
-    ({**MESSAGE_1, "date": "17-12-2014 00:12"}, {"date"}),
-    ({**MESSAGE_1, "date": "2014-12-17T00:12:13", "timezone": "Mars/Olympus"}, {"date"}),
-    ({"messages": [MESSAGE_1, {"to": "1"}]}, {"messages.1.id", "messages.1.status"}),
-    ({"messages": [MESSAGE_1, "text"]}, {"messages.1"}),
-    ({"input": "sendSMS", "status": "OK", "result": {"messages": []}}, {"message"}),
-])
+
+@pytest.mark.parametrize(
+    "body,fields",
+    [
+        ({**MESSAGE_1, "id": ""}, {"id"}),
+        ({k: v for k, v in MESSAGE_1.items() if k != "status"}, {"status"}),
+        ({**MESSAGE_1, "date": "17-12-2014 00:12"}, {"date"}),
+        ({**MESSAGE_1, "date": "2014-12-17T00:12:13", "timezone": "Mars/Olympus"}, {"date"}),
+        ({"messages": [MESSAGE_1, {"to": "1"}]}, {"messages.1.id", "messages.1.status"}),
+        ({"messages": [MESSAGE_1, "text"]}, {"messages.1"}),
+        ({"input": "sendSMS", "status": "OK", "result": {"messages": []}}, {"message"}),
+    ],
+)
 def test_bad_notifications_name_each_bad_field(client, redis, body, fields):
     response = client.post(URL, json=body, headers=JSON)
     assert response.status_code == 400, response.data
@@ -167,6 +223,7 @@ def test_bad_notifications_name_each_bad_field(client, redis, body, fields):
 
 
 # --- end to end --------------------------------------------------------------------------------
+
 
 def test_receipts_and_a_reply_reach_the_database(env, redis, sqlite_url):
     client = create_app({**env, "OGANGI_SHORTCODES": SHORTCODE}).test_client()
@@ -179,6 +236,8 @@ def test_receipts_and_a_reply_reach_the_database(env, redis, sqlite_url):
         rows = conn.execute(select(sms_events).order_by(sms_events.c.id)).mappings().all()
     engine.dispose()
     assert [(r["provider"], r["kind"], r["status"], r["message_id"]) for r in rows] == [
-        ("ogangi", "receipt", "sent", "-6710228708174720670"), ("ogangi", "receipt", "sent", "-8174720676710228700"),
-        ("ogangi", "reply", "received", "-1111")]
+        ("ogangi", "receipt", "sent", "-6710228708174720670"),
+        ("ogangi", "receipt", "sent", "-8174720676710228700"),
+        ("ogangi", "reply", "received", "-1111"),
+    ]
     assert rows[2]["text"] == "SI, confirmo 👍"

@@ -13,13 +13,31 @@ from tests.webhook_cases import JSON, WebhookCases
 TOKEN = f"?token={SECRET}"
 
 # The per-message shape of the send response (redoxygen-sendsms-json-api.txt).
-MESSAGE_1 = {"SMSId": 123, "DestTn": "+61111222333", "Result": "0000", "ResultText": "Delivered",
-             "Timestamp": "2024-09-20T04:39:13.819Z"}
-MESSAGE_2 = {"SMSId": 124, "DestTn": "+61111222334", "Result": "2015", "ResultText": "Invalid destination",
-             "Timestamp": "2024-09-20T04:39:14.000Z"}
-REPLY = {"CustomerId": "CI00000001", "EmailId": "778899", "SmsId": "123", "UserEmail": "user@your_domain.com",
-         "UserName": "Jo Sender", "DestTN": "61409000000", "DestName": "MyFirstCustomersName",
-         "ReplyURL": f"https://hooks.example.com/redoxygen/reply?token={SECRET}", "ReplyText": "Yes, see you at 10"}
+MESSAGE_1 = {
+    "SMSId": 123,
+    "DestTn": "+61111222333",
+    "Result": "0000",
+    "ResultText": "Delivered",
+    "Timestamp": "2024-09-20T04:39:13.819Z",
+}
+MESSAGE_2 = {
+    "SMSId": 124,
+    "DestTn": "+61111222334",
+    "Result": "2015",
+    "ResultText": "Invalid destination",
+    "Timestamp": "2024-09-20T04:39:14.000Z",
+}
+REPLY = {
+    "CustomerId": "CI00000001",
+    "EmailId": "778899",
+    "SmsId": "123",
+    "UserEmail": "user@your_domain.com",
+    "UserName": "Jo Sender",
+    "DestTN": "61409000000",
+    "DestName": "MyFirstCustomersName",
+    "ReplyURL": f"https://hooks.example.com/redoxygen/reply?token={SECRET}",
+    "ReplyText": "Yes, see you at 10",
+}
 
 
 def queued(redis) -> list[dict]:
@@ -43,44 +61,77 @@ class TestReplyEndpoint(WebhookCases):
 NUMBERED = {"Count": 2, "1": MESSAGE_1, "2": MESSAGE_2}
 
 
-@pytest.mark.parametrize("body", [
-    pytest.param({"json": {"Name": "ROX_API_Response", "Result": "0000", "Messages": {**NUMBERED, "RequestId": "1"}}},
-                 id="send-response-shape"),
-    pytest.param({"json": {"Messages": NUMBERED}}, id="json-messages-wrapper"),
-    pytest.param({"json": NUMBERED}, id="json-numbered-no-wrapper"),
-    pytest.param({"json": [MESSAGE_1, MESSAGE_2]}, id="json-list"),
-    pytest.param({"data": {f"Messages.{n}.{k}": v for n, m in (("1", MESSAGE_1), ("2", MESSAGE_2))
-                           for k, v in m.items()}}, id="form-dotted-numbered"),
-    pytest.param({"data": ("<ROX_API_Response><Messages><Count>2</Count>"
-                           + "".join("<Message>" + "".join(f"<{k}>{v}</{k}>" for k, v in m.items()) + "</Message>"
-                                     for m in (MESSAGE_1, MESSAGE_2))
-                           + "</Messages></ROX_API_Response>"), "content_type": "application/xml"},
-                 id="xml-message-list"),
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(
+            {"json": {"Name": "ROX_API_Response", "Result": "0000", "Messages": {**NUMBERED, "RequestId": "1"}}},
+            id="send-response-shape",
+        ),
+        pytest.param({"json": {"Messages": NUMBERED}}, id="json-messages-wrapper"),
+        pytest.param({"json": NUMBERED}, id="json-numbered-no-wrapper"),
+        pytest.param({"json": [MESSAGE_1, MESSAGE_2]}, id="json-list"),
+        pytest.param(
+            {"data": {f"Messages.{n}.{k}": v for n, m in (("1", MESSAGE_1), ("2", MESSAGE_2)) for k, v in m.items()}},
+            id="form-dotted-numbered",
+        ),
+        pytest.param(
+            {
+                "data": (
+                    "<ROX_API_Response><Messages><Count>2</Count>"
+                    + "".join(
+                        "<Message>" + "".join(f"<{k}>{v}</{k}>" for k, v in m.items()) + "</Message>"
+                        for m in (MESSAGE_1, MESSAGE_2)
+                    )
+                    + "</Messages></ROX_API_Response>"
+                ),
+                "content_type": "application/xml",
+            },
+            id="xml-message-list",
+        ),
+    ],
+)
 def test_receipt_shapes_with_two_messages(client, redis, body):
     response = client.post(f"/redoxygen/receipt{TOKEN}", headers=JSON, **body)
     assert response.status_code == 200, response.data
     events = queued(redis)
     assert [(e["message_id"], e["status"], e["final"], e["provider_status"]) for e in events] == [
-        ("123", "delivered", True, "0000"), ("124", "failed", True, "2015")]
+        ("123", "delivered", True, "0000"),
+        ("124", "failed", True, "2015"),
+    ]
     assert events[0]["recipient"] == "+61111222333"
     assert events[0]["occurred_at"] == "2024-09-20T04:39:13.819000+00:00"
     assert events[1]["description"] == "Invalid destination"
 
 
-@pytest.mark.parametrize("send", [
-    pytest.param(lambda c, q: c.post(f"/redoxygen/receipt{q}", json=MESSAGE_1), id="json-flat"),
-    pytest.param(lambda c, q: c.post(f"/redoxygen/receipt{q}", data=MESSAGE_1), id="form-flat"),
-    pytest.param(lambda c, q: c.get(f"/redoxygen/receipt{q}&{urlencode(MESSAGE_1)}"), id="query-string"),
-    pytest.param(lambda c, q: c.post(f"/redoxygen/receipt{q}", content_type="text/xml", data="<Receipt>" + "".join(
-        f"<{k}>{v}</{k}>" for k, v in MESSAGE_1.items()) + "</Receipt>"), id="xml-flat"),
-    pytest.param(lambda c, q: c.post(f"/redoxygen/receipt{q}", json={k.lower(): v for k, v in MESSAGE_1.items()}),
-                 id="lowercase-names"),
-    pytest.param(lambda c, q: c.post(f"/redoxygen/receipt{q}", json={k.upper(): v for k, v in MESSAGE_1.items()}),
-                 id="uppercase-names"),
-    pytest.param(lambda c, q: c.post(f"/redoxygen/receipt{q}", data=json.dumps(MESSAGE_1), content_type=""),
-                 id="json-without-content-type"),
-])
+@pytest.mark.parametrize(
+    "send",
+    [
+        pytest.param(lambda c, q: c.post(f"/redoxygen/receipt{q}", json=MESSAGE_1), id="json-flat"),
+        pytest.param(lambda c, q: c.post(f"/redoxygen/receipt{q}", data=MESSAGE_1), id="form-flat"),
+        pytest.param(lambda c, q: c.get(f"/redoxygen/receipt{q}&{urlencode(MESSAGE_1)}"), id="query-string"),
+        pytest.param(
+            lambda c, q: c.post(
+                f"/redoxygen/receipt{q}",
+                content_type="text/xml",
+                data="<Receipt>" + "".join(f"<{k}>{v}</{k}>" for k, v in MESSAGE_1.items()) + "</Receipt>",
+            ),
+            id="xml-flat",
+        ),
+        pytest.param(
+            lambda c, q: c.post(f"/redoxygen/receipt{q}", json={k.lower(): v for k, v in MESSAGE_1.items()}),
+            id="lowercase-names",
+        ),
+        pytest.param(
+            lambda c, q: c.post(f"/redoxygen/receipt{q}", json={k.upper(): v for k, v in MESSAGE_1.items()}),
+            id="uppercase-names",
+        ),
+        pytest.param(
+            lambda c, q: c.post(f"/redoxygen/receipt{q}", data=json.dumps(MESSAGE_1), content_type=""),
+            id="json-without-content-type",
+        ),
+    ],
+)
 def test_flat_receipt_shapes(client, redis, send):
     response = send(client, TOKEN)
     assert response.status_code == 200, response.data
@@ -90,11 +141,20 @@ def test_flat_receipt_shapes(client, redis, send):
     assert "token" not in event["raw"]
 
 
-@pytest.mark.parametrize("result,status,final", [
-    ("0000", "delivered", True), (0, "delivered", True), ("2011", "failed", True), ("2100", "failed", True),
-    ("2005", "failed", True), ("2101", "unknown", False), ("9999", "unknown", False), ("ABC", "unknown", False),
-    ("٢٠١٥", "unknown", False),
-])
+@pytest.mark.parametrize(
+    "result,status,final",
+    [
+        ("0000", "delivered", True),
+        (0, "delivered", True),
+        ("2011", "failed", True),
+        ("2100", "failed", True),
+        ("2005", "failed", True),
+        ("2101", "unknown", False),
+        ("9999", "unknown", False),
+        ("ABC", "unknown", False),
+        ("٢٠١٥", "unknown", False),
+    ],
+)
 def test_result_codes(client, redis, result, status, final):
     response = client.post(f"/redoxygen/receipt{TOKEN}", json={**MESSAGE_1, "Result": result})
     assert response.status_code == 200, response.data
@@ -103,13 +163,25 @@ def test_result_codes(client, redis, result, status, final):
     assert event["provider_status"] == (str(result).zfill(4) if str(result).isdigit() else str(result))
 
 
-@pytest.mark.parametrize("send", [
-    pytest.param(lambda c, q: c.post(f"/redoxygen/reply{q}", data=REPLY), id="form"),
-    pytest.param(lambda c, q: c.get(f"/redoxygen/reply{q}&{urlencode(REPLY)}"), id="query-string"),
-    pytest.param(lambda c, q: c.post(f"/redoxygen/reply{q}", content_type="application/xml", data=(
-        "<?xml version='1.0' encoding='utf-8'?><Reply>"
-        + "".join(f"<{k}>{v.replace('&', '&amp;')}</{k}>" for k, v in REPLY.items()) + "</Reply>")), id="xml"),
-])
+@pytest.mark.parametrize(
+    "send",
+    [
+        pytest.param(lambda c, q: c.post(f"/redoxygen/reply{q}", data=REPLY), id="form"),
+        pytest.param(lambda c, q: c.get(f"/redoxygen/reply{q}&{urlencode(REPLY)}"), id="query-string"),
+        pytest.param(
+            lambda c, q: c.post(
+                f"/redoxygen/reply{q}",
+                content_type="application/xml",
+                data=(
+                    "<?xml version='1.0' encoding='utf-8'?><Reply>"
+                    + "".join(f"<{k}>{v.replace('&', '&amp;')}</{k}>" for k, v in REPLY.items())
+                    + "</Reply>"
+                ),
+            ),
+            id="xml",
+        ),
+    ],
+)
 def test_reply_contract(client, redis, send):
     response = send(client, TOKEN)
     assert response.status_code == 200
@@ -158,20 +230,24 @@ def test_unreadable_number_is_kept_as_sent(client, redis):
 
 # --- bad input -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("body,fields", [
-    ({"Messages": {"1": {"DestTn": "+61111222333", "Result": "0000"}}}, {"Messages.1.SMSId"}),
-    ({"SMSId": 5}, {"Result"}),
-    ({"SMSId": {"nested": 1}, "Result": "0000"}, {"SMSId"}),
-    ({"SMSId": True, "Result": "0000"}, {"SMSId"}),
-    ({"SMSId": 5, "Result": ["0000"]}, {"Result"}),
-    ({"SMSId": 5, "Result": "0000", "Timestamp": "yesterday"}, {"Timestamp"}),
-    ({"SMSId": 5, "Result": "0000", "Timestamp": 1700000000}, {"Timestamp"}),
-    ({"SMSId": "", "Result": "0000"}, {"SMSId"}),
-    ({"Messages": {"1": MESSAGE_1, "2": {"SMSId": 9}}}, {"Messages.2.Result"}),
-    ({"Messages": {"1": "not an object"}}, {"Messages.1"}),
-    ({}, {"SMSId", "Result"}),
-    ({"¹": {"SMSId": 1}, "٣": "x"}, {"0.Result"}),  # digits to str.isdigit(), not to int()
-])
+
+@pytest.mark.parametrize(
+    "body,fields",
+    [
+        ({"Messages": {"1": {"DestTn": "+61111222333", "Result": "0000"}}}, {"Messages.1.SMSId"}),
+        ({"SMSId": 5}, {"Result"}),
+        ({"SMSId": {"nested": 1}, "Result": "0000"}, {"SMSId"}),
+        ({"SMSId": True, "Result": "0000"}, {"SMSId"}),
+        ({"SMSId": 5, "Result": ["0000"]}, {"Result"}),
+        ({"SMSId": 5, "Result": "0000", "Timestamp": "yesterday"}, {"Timestamp"}),
+        ({"SMSId": 5, "Result": "0000", "Timestamp": 1700000000}, {"Timestamp"}),
+        ({"SMSId": "", "Result": "0000"}, {"SMSId"}),
+        ({"Messages": {"1": MESSAGE_1, "2": {"SMSId": 9}}}, {"Messages.2.Result"}),
+        ({"Messages": {"1": "not an object"}}, {"Messages.1"}),
+        ({}, {"SMSId", "Result"}),
+        ({"¹": {"SMSId": 1}, "٣": "x"}, {"0.Result"}),  # digits to str.isdigit(), not to int()
+    ],
+)
 def test_bad_receipts_name_each_bad_field(client, redis, body, fields):
     response = client.post(f"/redoxygen/receipt{TOKEN}", json=body, headers=JSON)
     assert response.status_code == 400, response.data

@@ -28,11 +28,25 @@ URL = f"/smsc/callback?token={SECRET}"
 FORM = "application/x-www-form-urlencoded"
 PASSWORD = "smsc-Account-Pa55"
 
-STATUS = {"id": "1234", "phone": "79991234567", "status": "1", "time": "1700000000", "ts": "1699999990",
-          "err": "0", "cnt": "1", "type": "0"}
+STATUS = {
+    "id": "1234",
+    "phone": "79991234567",
+    "status": "1",
+    "time": "1700000000",
+    "ts": "1699999990",
+    "err": "0",
+    "cnt": "1",
+    "type": "0",
+}
 TEXT = "Да, буду в 10:00. Спасибо! Ёлка"  # every character exists in all three charsets
-INCOMING = {"id": "987", "phone": "79997654321", "mes": TEXT, "to": "79990000000", "sent": "1700000100",
-            "time": "1700000105"}
+INCOMING = {
+    "id": "987",
+    "phone": "79997654321",
+    "mes": TEXT,
+    "to": "79990000000",
+    "sent": "1700000100",
+    "time": "1700000105",
+}
 
 
 def form(fields: dict[str, str], charset: str) -> bytes:
@@ -42,8 +56,7 @@ def form(fields: dict[str, str], charset: str) -> bytes:
 
 def xml(fields: dict[str, str], charset: str, declare: bool = True) -> bytes:
     head = f'<?xml version="1.0" encoding="{charset}"?>' if declare else ""
-    return (head + "<callback>" + "".join(f"<{k}>{v}</{k}>" for k, v in fields.items())
-            + "</callback>").encode(charset)
+    return (head + "<callback>" + "".join(f"<{k}>{v}</{k}>" for k, v in fields.items()) + "</callback>").encode(charset)
 
 
 def queued(redis) -> list[dict]:
@@ -59,6 +72,7 @@ class TestSmscEndpoint(WebhookCases):
 
 # --- formats and charsets --------------------------------------------------------------------
 
+
 def _post(client, query: str, body: bytes, content_type: str):
     return client.post(f"{URL}{query}", data=body, content_type=content_type, headers=JSON)
 
@@ -68,16 +82,29 @@ INCOMING_SHAPES = [
     pytest.param("&charset=windows-1251", lambda: form(INCOMING, "cp1251"), FORM, id="form-windows-1251"),
     pytest.param("&charset=utf-8", lambda: form(INCOMING, "utf-8"), FORM, id="form-utf-8"),
     pytest.param("&charset=koi8-r", lambda: form(INCOMING, "koi8-r"), FORM, id="form-koi8-r"),
-    pytest.param("&charset=utf-8&fmt=3", lambda: json.dumps(INCOMING, ensure_ascii=False).encode(),
-                 "application/json", id="json-utf-8"),
-    pytest.param("&fmt=3", lambda: json.dumps(INCOMING, ensure_ascii=False).encode("cp1251"),
-                 "application/json", id="json-default-windows-1251"),
-    pytest.param("&charset=koi8-r&fmt=3", lambda: json.dumps(INCOMING, ensure_ascii=False).encode(),
-                 "application/json", id="json-koi8-r-not-used-with-fmt"),
+    pytest.param(
+        "&charset=utf-8&fmt=3",
+        lambda: json.dumps(INCOMING, ensure_ascii=False).encode(),
+        "application/json",
+        id="json-utf-8",
+    ),
+    pytest.param(
+        "&fmt=3",
+        lambda: json.dumps(INCOMING, ensure_ascii=False).encode("cp1251"),
+        "application/json",
+        id="json-default-windows-1251",
+    ),
+    pytest.param(
+        "&charset=koi8-r&fmt=3",
+        lambda: json.dumps(INCOMING, ensure_ascii=False).encode(),
+        "application/json",
+        id="json-koi8-r-not-used-with-fmt",
+    ),
     pytest.param("&charset=utf-8&fmt=2", lambda: xml(INCOMING, "utf-8"), "application/xml", id="xml-utf-8"),
     pytest.param("&fmt=2", lambda: xml(INCOMING, "windows-1251"), "text/xml", id="xml-windows-1251"),
-    pytest.param("&fmt=2", lambda: xml(INCOMING, "windows-1251", declare=False), "text/xml",
-                 id="xml-windows-1251-undeclared"),
+    pytest.param(
+        "&fmt=2", lambda: xml(INCOMING, "windows-1251", declare=False), "text/xml", id="xml-windows-1251-undeclared"
+    ),
     pytest.param("&charset=koi8-r&fmt=2", lambda: xml(INCOMING, "utf-8"), "text/xml", id="xml-koi8-r-not-used"),
 ]
 
@@ -113,12 +140,19 @@ def test_a_body_not_in_the_declared_charset_is_400_not_guessed(client, redis):
     assert redis.llen("smshooks:inbox") == 0
 
 
-@pytest.mark.parametrize("query,body,content_type", [
-    pytest.param("", lambda: form(STATUS, "cp1251"), FORM, id="form"),
-    pytest.param("&fmt=3&charset=utf-8", lambda: json.dumps({**STATUS, "id": 1234, "status": 1}).encode(),
-                 "application/json", id="json-numbers"),
-    pytest.param("&fmt=2", lambda: xml(STATUS, "windows-1251"), "application/xml", id="xml"),
-])
+@pytest.mark.parametrize(
+    "query,body,content_type",
+    [
+        pytest.param("", lambda: form(STATUS, "cp1251"), FORM, id="form"),
+        pytest.param(
+            "&fmt=3&charset=utf-8",
+            lambda: json.dumps({**STATUS, "id": 1234, "status": 1}).encode(),
+            "application/json",
+            id="json-numbers",
+        ),
+        pytest.param("&fmt=2", lambda: xml(STATUS, "windows-1251"), "application/xml", id="xml"),
+    ],
+)
 def test_status_in_every_format(client, redis, query, body, content_type):
     response = _post(client, query, body(), content_type)
     assert response.status_code == 200, response.data
@@ -131,15 +165,28 @@ def test_status_in_every_format(client, redis, query, body, content_type):
 
 # --- statuses ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("code,status,final,words", [
-    ("-3", "unknown", False, "not found"), ("-2", "failed", True, "stopped"), ("-1", "queued", False, "waiting"),
-    ("0", "sent", False, "handed to the operator"), ("1", "delivered", True, "delivered"),
-    ("2", "delivered", True, "read"), ("3", "failed", True, "expired"), ("4", "delivered", True, "link clicked"),
-    ("20", "failed", True, "undeliverable"), ("22", "failed", True, "invalid number"),
-    ("23", "failed", True, "prohibited"), ("24", "failed", True, "insufficient funds"),
-    ("25", "failed", True, "number unavailable"), ("21", "unknown", False, "unknown status 21"),
-    ("7", "unknown", False, "unknown status 7"), ("X", "unknown", False, "unknown status X"),
-])
+
+@pytest.mark.parametrize(
+    "code,status,final,words",
+    [
+        ("-3", "unknown", False, "not found"),
+        ("-2", "failed", True, "stopped"),
+        ("-1", "queued", False, "waiting"),
+        ("0", "sent", False, "handed to the operator"),
+        ("1", "delivered", True, "delivered"),
+        ("2", "delivered", True, "read"),
+        ("3", "failed", True, "expired"),
+        ("4", "delivered", True, "link clicked"),
+        ("20", "failed", True, "undeliverable"),
+        ("22", "failed", True, "invalid number"),
+        ("23", "failed", True, "prohibited"),
+        ("24", "failed", True, "insufficient funds"),
+        ("25", "failed", True, "number unavailable"),
+        ("21", "unknown", False, "unknown status 21"),
+        ("7", "unknown", False, "unknown status 7"),
+        ("X", "unknown", False, "unknown status X"),
+    ],
+)
 def test_every_status_code(client, redis, code, status, final, words):
     response = client.post(URL, data={**STATUS, "status": code}, headers=JSON)
     assert response.status_code == 200, response.data
@@ -169,13 +216,16 @@ def test_a_repeated_call_without_a_time_is_still_a_duplicate(client, redis):
     assert first["event_ids"] == second["event_ids"] and second["duplicates"] == 1
 
 
-@pytest.mark.parametrize("body,fields", [
-    ({"phone": "79991234567", "status": "1"}, {"id"}),
-    ({"id": "1", "phone": "79991234567"}, {"status"}),
-    ({"id": "1", "status": "1"}, {"phone"}),
-    ({"phone": "79991234567", "mes": "hi"}, {"id"}),
-    ({}, {"id", "phone", "status"}),
-])
+@pytest.mark.parametrize(
+    "body,fields",
+    [
+        ({"phone": "79991234567", "status": "1"}, {"id"}),
+        ({"id": "1", "phone": "79991234567"}, {"status"}),
+        ({"id": "1", "status": "1"}, {"phone"}),
+        ({"phone": "79991234567", "mes": "hi"}, {"id"}),
+        ({}, {"id", "phone", "status"}),
+    ],
+)
 def test_bad_calls_name_each_missing_field(client, redis, body, fields):
     response = client.post(URL, data=body, headers=JSON)
     assert response.status_code == 400
@@ -184,6 +234,7 @@ def test_bad_calls_name_each_missing_field(client, redis, body, fields):
 
 
 # --- checksums ---------------------------------------------------------------------------------
+
 
 def checksum(algorithm: str, text: str, charset: str = "cp1251") -> str:
     data = text.encode(charset)
@@ -222,13 +273,16 @@ def test_incoming_checksum_is_over_the_text_in_its_charset(signed_client, redis,
     assert queued(redis)[0]["text"] == TEXT
 
 
-@pytest.mark.parametrize("body", [
-    pytest.param({**STATUS, "md5": checksum("md5", "1234:79991234567:1:wrong")}, id="wrong-password"),
-    pytest.param({**STATUS, "status": "3", "md5": checksum("md5", STATUS_STRING)}, id="status-changed"),
-    pytest.param({**STATUS, "sha1": "0" * 40}, id="wrong-sha1"),
-    pytest.param({**STATUS, "crc32": "zz"}, id="garbage-crc32"),
-    pytest.param(STATUS, id="missing"),
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param({**STATUS, "md5": checksum("md5", "1234:79991234567:1:wrong")}, id="wrong-password"),
+        pytest.param({**STATUS, "status": "3", "md5": checksum("md5", STATUS_STRING)}, id="status-changed"),
+        pytest.param({**STATUS, "sha1": "0" * 40}, id="wrong-sha1"),
+        pytest.param({**STATUS, "crc32": "zz"}, id="garbage-crc32"),
+        pytest.param(STATUS, id="missing"),
+    ],
+)
 def test_wrong_or_missing_checksum_is_401_and_stores_nothing(signed_client, redis, body):
     response = signed_client.post(URL, data=body, headers=JSON)
     assert response.status_code == 401
@@ -249,6 +303,7 @@ def test_without_smsc_password_a_checksum_is_not_checked_nor_kept(client, redis)
 
 # --- end to end --------------------------------------------------------------------------------
 
+
 def test_status_and_incoming_reach_the_database(env, redis, sqlite_url):
     client = create_app(env).test_client()
     sent = client.post(URL, data={**STATUS, "status": "0", "time": "1699999995"})
@@ -262,6 +317,9 @@ def test_status_and_incoming_reach_the_database(env, redis, sqlite_url):
         message = conn.execute(select(sms_messages).where(sms_messages.c.message_id == "1234")).mappings().one()
     engine.dispose()
     assert [(e["kind"], e["status"], e["provider"]) for e in events] == [
-        ("receipt", "sent", "smsc"), ("receipt", "delivered", "smsc"), ("reply", "received", "smsc")]
+        ("receipt", "sent", "smsc"),
+        ("receipt", "delivered", "smsc"),
+        ("reply", "received", "smsc"),
+    ]
     assert events[2]["text"] == TEXT and events[2]["sender"] == "+79997654321"
     assert (message["status"], message["recipient"]) == ("delivered", "+79991234567")

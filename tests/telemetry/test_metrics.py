@@ -32,8 +32,11 @@ RECEIPT = f"/redoxygen/receipt?token={SECRET}"
 
 def parse(text: str) -> dict[tuple[str, frozenset], float]:
     """Every sample of a scrape, keyed by (name, labels)."""
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def scrape(client) -> dict[tuple[str, frozenset], float]:
@@ -68,8 +71,12 @@ def test_every_callback_outcome_is_counted(client, redis):
     assert client.post(RECEIPT, **receipt).status_code == 200  # the same callback again: a duplicate
     assert client.post("/redoxygen/reply?token=" + SECRET, data=REPLY, headers=JSON).status_code == 200
     assert client.post("/redoxygen/receipt", **receipt).status_code == 401
-    assert client.post(RECEIPT, data=b"x=" + b"a" * 70_000, headers=JSON,
-                       content_type="application/x-www-form-urlencoded").status_code == 413
+    assert (
+        client.post(
+            RECEIPT, data=b"x=" + b"a" * 70_000, headers=JSON, content_type="application/x-www-form-urlencoded"
+        ).status_code
+        == 413
+    )
     assert client.post(RECEIPT, data=b"\x00png", content_type="image/png", headers=JSON).status_code == 415
     assert client.post(RECEIPT, data=b"{not json", content_type="application/json", headers=JSON).status_code == 400
     after = scrape(client)
@@ -137,16 +144,23 @@ def test_handler_outcomes_and_latency_after_the_worker_runs(app, redis, env):
         return value(samples, "smshooks_handler_jobs_total", handler=handler, outcome=outcome)
 
     assert (jobs("database", "success"), jobs("database", "retry"), jobs("database", "failure")) == (2, 0, 0)
-    assert (jobs("tests.support_handlers:Flaky", "success"), jobs("tests.support_handlers:Flaky", "retry"),
-            jobs("tests.support_handlers:Flaky", "failure")) == (1, 3, 1)
+    assert (
+        jobs("tests.support_handlers:Flaky", "success"),
+        jobs("tests.support_handlers:Flaky", "retry"),
+        jobs("tests.support_handlers:Flaky", "failure"),
+    ) == (1, 3, 1)
     assert value(samples, "smshooks_handler_events_total", handler="database", outcome="success") == 2
 
     count = value(samples, "smshooks_handled_latency_seconds_count", handler="database")
     total = value(samples, "smshooks_handled_latency_seconds_sum", handler="database")
     assert count == 2 and 0 < total < 120
-    buckets = sorted((float(labels["le"]), v) for (name, labels_set), v in samples.items()
-                     if name == "smshooks_handled_latency_seconds_bucket"
-                     for labels in [dict(labels_set)] if labels["handler"] == "database")
+    buckets = sorted(
+        (float(labels["le"]), v)
+        for (name, labels_set), v in samples.items()
+        if name == "smshooks_handled_latency_seconds_bucket"
+        for labels in [dict(labels_set)]
+        if labels["handler"] == "database"
+    )
     assert [v for _, v in buckets] == sorted(v for _, v in buckets), "buckets are cumulative"
     assert buckets[-1] == (float("inf"), 2)
     assert value(samples, "smshooks_handled_latency_seconds_count", handler="tests.support_handlers:Flaky") == 1
@@ -161,8 +175,9 @@ def test_api_calls_are_counted_from_a_worker_job(client, redis, env):
     run_worker(env)
     samples = scrape(client)
     assert value(samples, "smshooks_api_calls_total", provider="digitaleo", endpoint="sms/send", outcome="ok") == 2
-    assert value(samples, "smshooks_api_calls_total", provider="digitaleo", endpoint="sms/send",
-                 outcome="http_5xx") == 1
+    assert (
+        value(samples, "smshooks_api_calls_total", provider="digitaleo", endpoint="sms/send", outcome="http_5xx") == 1
+    )
 
 
 def test_api_call_outside_a_job_uses_redis_url_and_never_raises(client, redis, redis_server, monkeypatch):
@@ -197,8 +212,11 @@ def test_gunicorn_workers_counts_are_summed(redis, redis_server, sqlite_url):
     with running(gunicorn(port), WORKER, env=env) as procs:
         wait_until_up(base, procs)
         with socket.create_connection(("127.0.0.1", port), timeout=10) as held:
-            held.sendall(f"POST {RECEIPT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         f"Accept: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body[:5])
+            held.sendall(
+                f"POST {RECEIPT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Accept: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                + body[:5]
+            )
             for n in range(2, 2 + others):  # the other worker serves all of these
                 assert requests.post(f"{base}{RECEIPT}", json={**MESSAGE_1, "SMSId": n}, timeout=10).ok
             held.sendall(body[5:])
@@ -207,15 +225,19 @@ def test_gunicorn_workers_counts_are_summed(redis, redis_server, sqlite_url):
 
         def handled():
             samples = parse(requests.get(f"{base}/metrics?token={SECRET}", timeout=5).text)
-            return samples if value(samples, "smshooks_handler_events_total", handler="database",
-                                    outcome="success") == total else None
+            return (
+                samples
+                if value(samples, "smshooks_handler_events_total", handler="database", outcome="success") == total
+                else None
+            )
 
         samples = wait_for(handled, timeout=30, interval=0.5)
         scrapes = [parse(requests.get(f"{base}/metrics?token={SECRET}", timeout=5).text) for _ in range(6)]
     for scraped in [samples, *scrapes]:  # whichever worker answered
         assert callbacks(scraped, "accepted", "200") == total
-        assert value(scraped, "smshooks_events_total", provider="redoxygen", kind="receipt",
-                     status="delivered") == total
+        assert (
+            value(scraped, "smshooks_events_total", provider="redoxygen", kind="receipt", status="delivered") == total
+        )
     assert value(samples, "smshooks_handled_latency_seconds_count", handler="database") == total
 
 
@@ -251,8 +273,7 @@ def test_pings_and_emails_are_counted_under_their_provider(client):
     assert client.get(f"/digitaleo/ping?sms_id=42&token={SECRET}").status_code == 200
     assert client.get(f"/digitaleo/ping?sms_id=x&token={SECRET}").status_code == 400
     email = b"From: a@example.com\r\nSubject: hello\r\nMessage-ID: <1@example.com>\r\n\r\nhi\r\n"
-    assert client.post(f"/inbound/email?token={SECRET}", data=email,
-                       content_type="message/rfc822").status_code == 200
+    assert client.post(f"/inbound/email?token={SECRET}", data=email, content_type="message/rfc822").status_code == 200
     after = scrape(client)
 
     def delta(outcome: str, code: str, provider: str) -> float:
@@ -270,7 +291,9 @@ def test_a_rerun_of_a_handled_job_is_not_counted_again(client, redis, env):
     from webhooks.pipeline.handled import mark_handled
 
     event = EVENT_SCHEMA.dump(Event("redoxygen", Kind.RECEIPT, Status.DELIVERED, "1", utcnow()))
-    queue_for(redis, "smshooks").enqueue("webhooks.pipeline.jobs.handle", "database", [event], job_id="handle-database-x")
+    queue_for(redis, "smshooks").enqueue(
+        "webhooks.pipeline.jobs.handle", "database", [event], job_id="handle-database-x"
+    )
     mark_handled(redis, "handle-database-x", wait=0)  # as if it had run to the end before
     run_worker(env)
     samples = scrape(client)

@@ -46,12 +46,25 @@ def test_failing_handler_is_reported_without_the_secret(env, redis):
         dsn = f"http://publickey@127.0.0.1:{server.server_port}/1"
         client = create_app(env).test_client()
         assert client.post(f"/redoxygen/reply?token={SECRET}", data=REPLY).status_code == 200
-        worker_env = process_env({**env, "HANDLERS": "tests.support_handlers:Leaky", "RETRY_INTERVALS": "none",
-                                  "SENTRY_DSN": dsn, "SENTRY_ENVIRONMENT": "test"})
+        worker_env = process_env(
+            {
+                **env,
+                "HANDLERS": "tests.support_handlers:Leaky",
+                "RETRY_INTERVALS": "none",
+                "SENTRY_DSN": dsn,
+                "SENTRY_ENVIRONMENT": "test",
+            }
+        )
         import subprocess
 
-        result = subprocess.run([venv_bin("smshooks"), "worker", "--burst"], env=worker_env, cwd=ROOT, timeout=60,
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [venv_bin("smshooks"), "worker", "--burst"],
+            env=worker_env,
+            cwd=ROOT,
+            timeout=60,
+            capture_output=True,
+            text=True,
+        )
         logs = result.stdout + result.stderr
         assert "token=[secret] failed" in logs, logs[-3000:]  # the traceback is logged ...
         assert SECRET not in logs  # ... without the secret
@@ -84,13 +97,27 @@ def test_final_failure_is_reported_once_with_job_context_and_nothing_secret(env,
     try:
         client = create_app(env).test_client()
         assert client.post(f"/redoxygen/reply?token={SECRET}", data=REPLY).status_code == 200
-        worker_env = process_env({**env, "HANDLERS": "tests.support_handlers:Blabbing", "RETRY_INTERVALS": "0,0",
-                                  "SENTRY_DSN": dsn, "SENTRY_ENVIRONMENT": "staging", "SENTRY_RELEASE": "abc123",
-                                  "SMTP_PASSWORD": SMTP_PASSWORD})
+        worker_env = process_env(
+            {
+                **env,
+                "HANDLERS": "tests.support_handlers:Blabbing",
+                "RETRY_INTERVALS": "0,0",
+                "SENTRY_DSN": dsn,
+                "SENTRY_ENVIRONMENT": "staging",
+                "SENTRY_RELEASE": "abc123",
+                "SMTP_PASSWORD": SMTP_PASSWORD,
+            }
+        )
         import subprocess
 
-        result = subprocess.run([venv_bin("smshooks"), "worker", "--burst"], env=worker_env, cwd=ROOT, timeout=90,
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [venv_bin("smshooks"), "worker", "--burst"],
+            env=worker_env,
+            cwd=ROOT,
+            timeout=90,
+            capture_output=True,
+            text=True,
+        )
         assert int(redis.get("test:blabbing:attempts")) == 3, result.stderr[-3000:]  # first try + 2 retries
         wait_for(error_events, timeout=10)
     finally:
@@ -122,8 +149,10 @@ def test_web_error_is_reported_without_credentials_or_phone_numbers(env, redis):
         app.add_url_rule("/boom", view_func=boom)
         auth = base64.b64encode(f"u:{SECRET}".encode()).decode()
         cookie = unique()  # made at run time: the report quotes this file's source lines
-        response = app.test_client().get(f"/boom?token={SECRET}&DestTN=61409000123",
-                                         headers={"Authorization": f"Basic {auth}", "Cookie": f"session={cookie}"})
+        response = app.test_client().get(
+            f"/boom?token={SECRET}&DestTN=61409000123",
+            headers={"Authorization": f"Basic {auth}", "Cookie": f"session={cookie}"},
+        )
         assert response.status_code == 500 and response.get_json() == {"error": "internal error", "status": 500}
         sentry_sdk.flush(timeout=5)
         wait_for(error_events, timeout=10)

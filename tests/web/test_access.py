@@ -19,8 +19,12 @@ OLD_SECRET = "old-Secret_being-rotated-out"
 
 def post(client, token=SECRET, remote="127.0.0.1", headers=None, data=None):
     query = f"?token={token}" if token else ""
-    return client.post(f"/redoxygen/reply{query}", data=data or REPLY, headers={**JSON, **(headers or {})},
-                       environ_base={"REMOTE_ADDR": remote})
+    return client.post(
+        f"/redoxygen/reply{query}",
+        data=data or REPLY,
+        headers={**JSON, **(headers or {})},
+        environ_base={"REMOTE_ADDR": remote},
+    )
 
 
 def test_every_listed_secret_is_accepted_during_a_rotation(env, redis):
@@ -40,10 +44,13 @@ def test_every_listed_secret_is_scrubbed_from_events(env, redis):
     assert json.loads(stored)["raw"]["ReplyURL"] == "https://example.com/in?token=[secret]&again=[secret]"
 
 
-@pytest.mark.parametrize("value, message", [
-    (f"{SECRET},short", "secret 2 of 2 is 5"),
-    (" , ", "holds no secret"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (f"{SECRET},short", "secret 2 of 2 is 5"),
+        (" , ", "holds no secret"),
+    ],
+)
 def test_bad_secret_lists_are_refused_at_start(value, message):
     with pytest.raises(ConfigError, match=message):
         Settings.from_env({"WEBHOOK_SECRET": value})
@@ -95,7 +102,9 @@ def test_failed_authentications_are_throttled_but_a_right_secret_never_is(env, r
     assert 1 <= int(throttled.headers["Retry-After"]) <= 60
     assert post(client, token=None, remote="192.0.2.1").status_code == 429  # no secret at all counts too
     assert post(client, remote="192.0.2.1").status_code == 200  # the provider, from the same address
-    assert post(client, token="wrong-wrong-wrong-wrong", remote="192.0.2.2").status_code == 401  # others: their own count
+    assert (
+        post(client, token="wrong-wrong-wrong-wrong", remote="192.0.2.2").status_code == 401
+    )  # others: their own count
     assert 0 < redis.ttl("smshooks:authfail:192.0.2.1") <= 60
 
 
@@ -108,7 +117,9 @@ def test_throttle_answers_red_oxygen_in_html(env, redis):
 
 
 def test_throttle_fails_open_when_redis_is_down(env):
-    client = create_app({**env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "AUTH_FAIL_LIMIT": "1"}).test_client()
+    client = create_app(
+        {**env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "AUTH_FAIL_LIMIT": "1"}
+    ).test_client()
     for _ in range(3):
         assert post(client, token="wrong-wrong-wrong-wrong").status_code == 401
     stored = post(client)
@@ -117,8 +128,9 @@ def test_throttle_fails_open_when_redis_is_down(env):
 
 def test_ipv6_failures_count_per_64(env, redis):
     client = create_app({**env, "AUTH_FAIL_LIMIT": "2"}).test_client()
-    statuses = [post(client, token="wrong-wrong-wrong-wrong", remote=f"2001:db8:1:2::{n}").status_code
-                for n in range(1, 4)]
+    statuses = [
+        post(client, token="wrong-wrong-wrong-wrong", remote=f"2001:db8:1:2::{n}").status_code for n in range(1, 4)
+    ]
     assert statuses == [401, 401, 429]  # three addresses, one /64
     assert post(client, token="wrong-wrong-wrong-wrong", remote="2001:db8:1:3::1").status_code == 401
 

@@ -10,16 +10,42 @@ from hypothesis import strategies as st
 from tests.conftest import SECRET
 
 ENDPOINTS = ["/redoxygen/receipt", "/redoxygen/reply"]
-CONTENT_TYPES = ["application/json", "application/xml", "text/xml", "application/x-www-form-urlencoded",
-                 "multipart/form-data; boundary=xx", "text/plain", "", "application/octet-stream", "image/png",
-                 "application/json; charset=utf-16", "application/x-www-form-urlencoded; charset=koi8-r",
-                 "text/xml; charset=nope"]
-FIELD = st.sampled_from(["SMSId", "smsid", "Result", "DestTn", "Timestamp", "SmsId", "DestTN", "ReplyText",
-                         "Messages", "1", "Count", "token", "EmailId"])
+CONTENT_TYPES = [
+    "application/json",
+    "application/xml",
+    "text/xml",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=xx",
+    "text/plain",
+    "",
+    "application/octet-stream",
+    "image/png",
+    "application/json; charset=utf-16",
+    "application/x-www-form-urlencoded; charset=koi8-r",
+    "text/xml; charset=nope",
+]
+FIELD = st.sampled_from(
+    [
+        "SMSId",
+        "smsid",
+        "Result",
+        "DestTn",
+        "Timestamp",
+        "SmsId",
+        "DestTN",
+        "ReplyText",
+        "Messages",
+        "1",
+        "Count",
+        "token",
+        "EmailId",
+    ]
+)
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(FIELD | st.text(max_size=8), inner, max_size=5),
-    max_leaves=25)
+    max_leaves=25,
+)
 OK = {200, 400, 413, 415}
 RELAXED = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -35,32 +61,48 @@ def check(response) -> None:
 @RELAXED
 @given(endpoint=st.sampled_from(ENDPOINTS), body=st.binary(max_size=2000), content_type=st.sampled_from(CONTENT_TYPES))
 def test_binary_junk(client, endpoint, body, content_type):
-    check(client.post(f"{endpoint}?token={SECRET}", data=body, content_type=content_type,
-                      headers={"Accept": "application/json"}))
+    check(
+        client.post(
+            f"{endpoint}?token={SECRET}", data=body, content_type=content_type, headers={"Accept": "application/json"}
+        )
+    )
 
 
 @RELAXED
 @given(endpoint=st.sampled_from(ENDPOINTS), value=JSON_VALUES)
 def test_any_json(client, endpoint, value):
-    check(client.post(f"{endpoint}?token={SECRET}", data=json.dumps(value), content_type="application/json",
-                      headers={"Accept": "application/json"}))
+    check(
+        client.post(
+            f"{endpoint}?token={SECRET}",
+            data=json.dumps(value),
+            content_type="application/json",
+            headers={"Accept": "application/json"},
+        )
+    )
 
 
 @RELAXED
-@given(endpoint=st.sampled_from(ENDPOINTS), fields=st.dictionaries(FIELD | st.text(max_size=10),
-                                                                  st.text(max_size=40), max_size=8))
+@given(
+    endpoint=st.sampled_from(ENDPOINTS),
+    fields=st.dictionaries(FIELD | st.text(max_size=10), st.text(max_size=40), max_size=8),
+)
 def test_any_query_string_or_form(client, endpoint, fields):
     check(client.get(endpoint, query_string={**fields, "token": SECRET}, headers={"Accept": "application/json"}))
     check(client.post(f"{endpoint}?token={SECRET}", data=fields, headers={"Accept": "application/json"}))
 
 
 @RELAXED
-@given(header=st.text(max_size=60), name=st.sampled_from(["Authorization", "Content-Type", "Accept",
-                                                          "Content-Length", "Transfer-Encoding"]))
+@given(
+    header=st.text(max_size=60),
+    name=st.sampled_from(["Authorization", "Content-Type", "Accept", "Content-Length", "Transfer-Encoding"]),
+)
 def test_any_header(client, header, name):
     try:
-        response = client.post(f"/redoxygen/reply?token={SECRET}", data={"SmsId": "1", "DestTN": "+61409000000",
-                                                                        "ReplyText": "x"}, headers={name: header})
+        response = client.post(
+            f"/redoxygen/reply?token={SECRET}",
+            data={"SmsId": "1", "DestTN": "+61409000000", "ReplyText": "x"},
+            headers={name: header},
+        )
     except (ValueError, UnicodeEncodeError):
         return  # the test client itself refuses the header (newlines, non-latin-1): no server sees it
     if response.status_code == 200:
@@ -77,57 +119,84 @@ REPLY_FIELDS = {"SmsId": "1", "DestTN": "+61409000000", "ReplyText": "x"}
 
 
 @RELAXED
-@given(endpoint=st.sampled_from(ENDPOINTS),
-       number=st.integers(min_value=10**60, max_value=10**4000) | st.integers(max_value=-(10**60), min_value=-(10**4000)),
-       field=FIELD)
+@given(
+    endpoint=st.sampled_from(ENDPOINTS),
+    number=st.integers(min_value=10**60, max_value=10**4000) | st.integers(max_value=-(10**60), min_value=-(10**4000)),
+    field=FIELD,
+)
 def test_enormous_numbers(client, endpoint, number, field):
     body = json.dumps({**REPLY_FIELDS, "SMSId": "1", "Result": "0", field: number})
     check(client.post(f"{endpoint}?token={SECRET}", data=body, content_type="application/json", headers=JSON_ACCEPT))
-    check(client.post(f"{endpoint}?token={SECRET}", data=f'{{"{field}": 1e{number % 100000}}}',
-                      content_type="application/json", headers=JSON_ACCEPT))
+    check(
+        client.post(
+            f"{endpoint}?token={SECRET}",
+            data=f'{{"{field}": 1e{number % 100000}}}',
+            content_type="application/json",
+            headers=JSON_ACCEPT,
+        )
+    )
 
 
 @RELAXED
-@given(endpoint=st.sampled_from(ENDPOINTS), depth=st.integers(min_value=1, max_value=30_000),
-       opener=st.sampled_from(['[', '{"a":']))
+@given(
+    endpoint=st.sampled_from(ENDPOINTS),
+    depth=st.integers(min_value=1, max_value=30_000),
+    opener=st.sampled_from(["[", '{"a":']),
+)
 def test_deep_json(client, endpoint, depth, opener):
     closer = "]" if opener == "[" else "}"
     body = (opener * depth + "1" + closer * depth).encode()
-    response = client.post(f"{endpoint}?token={SECRET}", data=body, content_type="application/json",
-                           headers=JSON_ACCEPT)
+    response = client.post(
+        f"{endpoint}?token={SECRET}", data=body, content_type="application/json", headers=JSON_ACCEPT
+    )
     check(response)
 
 
 @RELAXED
-@given(endpoint=st.sampled_from([*ENDPOINTS, "/smsc/callback?fmt=2", "/ogangi/status", "/digitaleo/ping"]),
-       depth=st.integers(min_value=30, max_value=5_000))
+@given(
+    endpoint=st.sampled_from([*ENDPOINTS, "/smsc/callback?fmt=2", "/ogangi/status", "/digitaleo/ping"]),
+    depth=st.integers(min_value=30, max_value=5_000),
+)
 def test_deep_xml(client, endpoint, depth):
     body = ("<a>" * depth + "1" + "</a>" * depth).encode()
     sep = "&" if "?" in endpoint else "?"
-    check(client.post(f"{endpoint}{sep}token={SECRET}", data=body, content_type="application/xml",
-                      headers=JSON_ACCEPT))
+    check(client.post(f"{endpoint}{sep}token={SECRET}", data=body, content_type="application/xml", headers=JSON_ACCEPT))
 
 
 @RELAXED
 @given(endpoint=st.sampled_from(ENDPOINTS), junk=st.binary(min_size=1, max_size=40))
 def test_invalid_utf8_in_query_and_form(client, endpoint, junk):
     escaped = "".join(f"%{b:02X}" for b in junk + b"\xff")
-    check(client.get(f"{endpoint}?token={SECRET}&SmsId=1&DestTN=1&ReplyText={escaped}&SMSId={escaped}&Result=0",
-                     headers=JSON_ACCEPT))
-    check(client.post(f"{endpoint}?token={SECRET}", data=f"SmsId={escaped}&DestTN=1&ReplyText={escaped}".encode(),
-                      content_type="application/x-www-form-urlencoded", headers=JSON_ACCEPT))
+    check(
+        client.get(
+            f"{endpoint}?token={SECRET}&SmsId=1&DestTN=1&ReplyText={escaped}&SMSId={escaped}&Result=0",
+            headers=JSON_ACCEPT,
+        )
+    )
+    check(
+        client.post(
+            f"{endpoint}?token={SECRET}",
+            data=f"SmsId={escaped}&DestTN=1&ReplyText={escaped}".encode(),
+            content_type="application/x-www-form-urlencoded",
+            headers=JSON_ACCEPT,
+        )
+    )
 
 
 def test_huge_flat_json_under_the_limit(client):
     body = json.dumps({f"k{i}": i for i in range(4000)} | REPLY_FIELDS)
     assert len(body) < 64 * 1024
-    check(client.post(f"/redoxygen/reply?token={SECRET}", data=body, content_type="application/json",
-                      headers=JSON_ACCEPT))
+    check(
+        client.post(f"/redoxygen/reply?token={SECRET}", data=body, content_type="application/json", headers=JSON_ACCEPT)
+    )
 
 
 @RELAXED
-@given(text=st.lists(st.sampled_from(["\r", "\n", "\r\n", "X-Injected: 1", "<b>", "</RESULT>", "&", "é",
-                                      "\x00", " "]), max_size=20).map("".join))
+@given(
+    text=st.lists(
+        st.sampled_from(["\r", "\n", "\r\n", "X-Injected: 1", "<b>", "</RESULT>", "&", "é", "\x00", " "]), max_size=20
+    ).map("".join)
+)
 def test_header_injection_in_reply_text_stays_text(client, redis, text):
     redis.flushdb()  # each example starts empty: its reply is new, so it must be stored
     text = "Hi" + text  # never blank
@@ -140,11 +209,30 @@ def test_header_injection_in_reply_text_stays_text(client, redis, text):
 
 
 @RELAXED
-@given(headers=st.dictionaries(
-    st.sampled_from(["X-Forwarded-For", "X-Forwarded-Proto", "Host", "Accept", "Accept-Charset", "Content-Encoding",
-                     "Cookie", "Expect", "Forwarded", "X-Real-IP", "Range", "If-None-Match", "Content-MD5"])
-    | st.from_regex(r"X-[A-Za-z0-9-]{1,20}", fullmatch=True),
-    st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=80), max_size=6))
+@given(
+    headers=st.dictionaries(
+        st.sampled_from(
+            [
+                "X-Forwarded-For",
+                "X-Forwarded-Proto",
+                "Host",
+                "Accept",
+                "Accept-Charset",
+                "Content-Encoding",
+                "Cookie",
+                "Expect",
+                "Forwarded",
+                "X-Real-IP",
+                "Range",
+                "If-None-Match",
+                "Content-MD5",
+            ]
+        )
+        | st.from_regex(r"X-[A-Za-z0-9-]{1,20}", fullmatch=True),
+        st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=80),
+        max_size=6,
+    )
+)
 def test_odd_headers(client, headers):
     response = client.post(f"/redoxygen/reply?token={SECRET}", data=REPLY_FIELDS, headers=headers)
     assert response.status_code < 500, (response.status_code, response.data[:300])

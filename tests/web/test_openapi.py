@@ -44,8 +44,9 @@ def test_every_operation_conforms(case, unthrottled_app):
         # (forms repeat fields, providers add some), and stricter where it cannot say (a date's
         # format, a checksum). So whether data the generator calls valid or invalid is accepted is
         # not checked; what is: never a 5xx, and every answer (4xx included) as the document says.
-        case.call_and_validate(app=app, headers=JSON,
-                               excluded_checks=[ignored_auth, negative_data_rejection, positive_data_acceptance])
+        case.call_and_validate(
+            app=app, headers=JSON, excluded_checks=[ignored_auth, negative_data_rejection, positive_data_acceptance]
+        )
 
 
 def test_document_is_served_without_the_secret(client):

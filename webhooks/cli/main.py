@@ -53,14 +53,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="smshooks", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="run web, worker and (unless REDIS_URL is set) a Redis of its own").set_defaults(
-        func=_run)
+        func=_run
+    )
     worker = commands.add_parser("worker", help="run an RQ worker on the project's queue")
     worker.add_argument("--burst", action="store_true", help="quit when the queue is empty")
     worker.set_defaults(func=_worker)
     commands.add_parser("initdb", help="create the database tables (the Procfile's release step)").set_defaults(
-        func=_initdb)
+        func=_initdb
+    )
     commands.add_parser("smtpd", help="receive provider emails over SMTP (SMTPD_RECIPIENTS, SMTPD_PORT)").set_defaults(
-        func=_smtpd)
+        func=_smtpd
+    )
     add_commands(commands)  # failed, replay, handlers
     args = parser.parse_args(argv)
     try:

@@ -36,8 +36,10 @@ def _failed(args: argparse.Namespace) -> int:
         return 0
     for job in jobs:
         first = ", ".join(job.event_ids[:3]) + (f" and {len(job.event_ids) - 3} more" if len(job.event_ids) > 3 else "")
-        print(f"{job.id}\n  handler: {job.handler}\n  events: {job.summary} ({first})\n"
-              f"  error: {job.error}\n  attempts: {job.attempts}")
+        print(
+            f"{job.id}\n  handler: {job.handler}\n  events: {job.summary} ({first})\n"
+            f"  error: {job.error}\n  attempts: {job.attempts}"
+        )
     print(f"{len(jobs)} failed handler job(s); `smshooks replay --all` puts them back")
     return 0
 
@@ -62,8 +64,7 @@ def _handlers(args: argparse.Namespace) -> int:
     from webhooks.pipeline.jobs import Runtime
 
     available = installed()
-    print("installed: " + ", ".join(
-        f"{name} ({ep.value})" for name, ep in sorted(available.items())))
+    print("installed: " + ", ".join(f"{name} ({ep.value})" for name, ep in sorted(available.items())))
     runtime = Runtime.from_env()  # what `smshooks worker` builds, fallback included
     runtime.close()
     print("enabled (HANDLERS):")
@@ -90,4 +91,5 @@ def add_commands(commands: Any) -> None:
     replay_cmd.add_argument("--handler", help="only this handler's jobs")
     replay_cmd.set_defaults(func=_replay)
     commands.add_parser("handlers", help="installed handlers, enabled ones and what each takes").set_defaults(
-        func=_handlers)
+        func=_handlers
+    )

@@ -25,9 +25,14 @@ from webhooks.config import ConfigError, Settings
 from webhooks.providers.digitaleo.config import DigitaleoConfig
 
 # What `smshooks run` tells the user to register, by provider (docs/providers.md, "Endpoints").
-ROUTES = (("Red Oxygen ReceiptCallbackURL", "/redoxygen/receipt"), ("Red Oxygen ReplyCallbackURL", "/redoxygen/reply"),
-          ("SMSC handler", "/smsc/callback"), ("OGANGI notifications", "/ogangi/status"),
-          ("Digitaleo ping (it appends ?sms_id=)", "/digitaleo/ping"), ("provider emails (relay)", "/inbound/email"))
+ROUTES = (
+    ("Red Oxygen ReceiptCallbackURL", "/redoxygen/receipt"),
+    ("Red Oxygen ReplyCallbackURL", "/redoxygen/reply"),
+    ("SMSC handler", "/smsc/callback"),
+    ("OGANGI notifications", "/ogangi/status"),
+    ("Digitaleo ping (it appends ?sms_id=)", "/digitaleo/ping"),
+    ("provider emails (relay)", "/inbound/email"),
+)
 # What an acknowledged event needs from Redis: every write in the append-only file and on disk
 # (fsync) before Redis answers, so a 200 survives a crash of Redis and of the machine; no RDB
 # snapshots. `everysec` survives a Redis crash too but can lose the last second on a machine
@@ -56,10 +61,26 @@ def persistence(appendfsync: str | None) -> list[str]:
 def redis_command(home: Path, sock: Path, appendfsync: str | None = None) -> list[str]:
     server = shutil.which("redis-server")
     if server is None:
-        raise SystemExit("redis-server is not installed: run bin/serve (it installs it), "
-                         "or `apt-get install redis-server`, or set REDIS_URL")
-    return [server, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
-            "--dir", str(home), *persistence(appendfsync), "--daemonize", "no", "--logfile", str(home / "redis.log")]
+        raise SystemExit(
+            "redis-server is not installed: run bin/serve (it installs it), "
+            "or `apt-get install redis-server`, or set REDIS_URL"
+        )
+    return [
+        server,
+        "--port",
+        "0",
+        "--unixsocket",
+        str(sock),
+        "--unixsocketperm",
+        "700",
+        "--dir",
+        str(home),
+        *persistence(appendfsync),
+        "--daemonize",
+        "no",
+        "--logfile",
+        str(home / "redis.log"),
+    ]
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -118,8 +139,10 @@ class Supervisor:
                 recent = [t for t in self.restarts.get(name, []) if now - t < self.RESTART_WINDOW] + [now]
                 self.restarts[name] = recent
                 if len(recent) > self.MAX_RESTARTS:
-                    print(f"smshooks: {name} keeps exiting (last code {proc.returncode}); stopping everything",
-                          file=sys.stderr)
+                    print(
+                        f"smshooks: {name} keeps exiting (last code {proc.returncode}); stopping everything",
+                        file=sys.stderr,
+                    )
                     self.stop()
                     return 1
                 print(f"smshooks: {name} exited with {proc.returncode}; restarting", file=sys.stderr)
@@ -166,7 +189,9 @@ def run(env: dict[str, str]) -> int:
         supervisor.stop()
         raise
     python = sys.executable
-    supervisor.start("web", [python, "-m", "gunicorn", "-c", "python:webhooks.cli.gunicorn_conf", "webhooks:create_app()"])
+    supervisor.start(
+        "web", [python, "-m", "gunicorn", "-c", "python:webhooks.cli.gunicorn_conf", "webhooks:create_app()"]
+    )
     supervisor.start("worker", [python, "-m", "webhooks.cli", "worker"])
     base = (env.get("PUBLIC_URL") or f"http://localhost:{env['PORT']}").rstrip("/")
     token = "?token=<WEBHOOK_SECRET>" if settings.webhook_secret else ""

@@ -90,8 +90,9 @@ def run(settings: Settings, burst: bool = False) -> int:
         if runtime.digitaleo.enabled and runtime.digitaleo.safety_interval:
             from webhooks.providers.digitaleo.sync import safety_loop
 
-            threading.Thread(target=safety_loop, args=(settings, runtime.digitaleo, stopping), daemon=True,
-                             name="digitaleo-safety").start()
+            threading.Thread(
+                target=safety_loop, args=(settings, runtime.digitaleo, stopping), daemon=True, name="digitaleo-safety"
+            ).start()
     delay = 1.0
     try:
         while not stopping.is_set():
@@ -104,9 +105,13 @@ def run(settings: Settings, burst: bool = False) -> int:
                 redis = Redis.from_url(settings.redis_url, socket_connect_timeout=5)
                 # An idle RQ worker blocks in BLPOP for worker_ttl - 15 s and sweeps for abandoned
                 # jobs only between dequeues: the TTL is what makes the interval true.
-                worker = Worker([queue_for(redis, settings.queue_name)], connection=redis, serializer=JSONSerializer,
-                                maintenance_interval=settings.maintenance_interval,
-                                worker_ttl=settings.maintenance_interval + 15)
+                worker = Worker(
+                    [queue_for(redis, settings.queue_name)],
+                    connection=redis,
+                    serializer=JSONSerializer,
+                    maintenance_interval=settings.maintenance_interval,
+                    worker_ttl=settings.maintenance_interval + 15,
+                )
                 worker.stopping = stopping
                 worker.work(with_scheduler=True, burst=burst, logging_level=settings.log_level)
             except RedisError as err:
@@ -125,4 +130,3 @@ def run(settings: Settings, burst: bool = False) -> int:
     finally:
         stopping.set()
         runtime.close()
-

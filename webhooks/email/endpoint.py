@@ -70,19 +70,31 @@ def message_bytes(body: bytes) -> bytes:
         if raw is None:
             raw = _from_parsed_fields(fields)
         if raw is None:
-            raise BadPayload({"_body": [
-                f"the form has no email: expected the raw message in one of {list(RAW_FIELDS)} or Mailgun's "
-                f"parsed {list(PARSED_BODY_FIELDS)}; got fields {sorted(fields)}"]})
+            raise BadPayload(
+                {
+                    "_body": [
+                        f"the form has no email: expected the raw message in one of {list(RAW_FIELDS)} or Mailgun's "
+                        f"parsed {list(PARSED_BODY_FIELDS)}; got fields {sorted(fields)}"
+                    ]
+                }
+            )
     elif mimetype in _RAW_TYPES:
         raw = body
     else:
-        raise BadPayload({"_body": [f"cannot read a {mimetype}: send the raw email as message/rfc822 or a relay's "
-                                    f"form"]}, status=415)
+        raise BadPayload(
+            {"_body": [f"cannot read a {mimetype}: send the raw email as message/rfc822 or a relay's form"]}, status=415
+        )
     if not raw.strip():
         raise BadPayload({"_body": ["the email is empty"]})
     if not looks_like_email(read_headers(raw)):
-        raise BadPayload({"_body": ["not an RFC 822 email: no From, To, Subject, Date, Message-ID or Content-Type "
-                                    "header before the first blank line"]})
+        raise BadPayload(
+            {
+                "_body": [
+                    "not an RFC 822 email: no From, To, Subject, Date, Message-ID or Content-Type "
+                    "header before the first blank line"
+                ]
+            }
+        )
     return raw
 
 
@@ -112,6 +124,7 @@ def _form_fields(body: bytes, mimetype: str) -> dict[str, bytes]:
 
 def _from_parsed_fields(fields: dict[str, bytes]) -> bytes | None:
     """A message rebuilt from Mailgun's parsed fields, so that it takes the same path as a raw one."""
+
     def text(name: str) -> str:
         return fields.get(name, b"").decode("utf-8", errors="replace")
 

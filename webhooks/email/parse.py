@@ -41,13 +41,28 @@ NAME = "email"  # the provider of an email no provider's format matched
 KEEP_CHARS = 32 * 1024  # of the raw message and of its text, in an unknown event
 
 # The callbacks' field names (Red Oxygen's HTTP Reply Service and the send response), lower-cased.
-_REDOXYGEN_FIELDS = frozenset({"customerid", "emailid", "smsid", "useremail", "username", "desttn", "destname",
-                               "replyurl", "replytext", "result", "resulttext", "timestamp"})
+_REDOXYGEN_FIELDS = frozenset(
+    {
+        "customerid",
+        "emailid",
+        "smsid",
+        "useremail",
+        "username",
+        "desttn",
+        "destname",
+        "replyurl",
+        "replytext",
+        "result",
+        "resulttext",
+        "timestamp",
+    }
+)
 _MULTILINE_FIELDS = frozenset({"replytext", "resulttext"})
 _FIELD_LINE = re.compile(r"^\s*(?P<name>[A-Za-z][A-Za-z ]{0,24}?)\s*(?:[:=]|\t)\s*(?P<value>.*?)\s*$")
 
 _DIGITALEO_SUBJECT = re.compile(
-    r"Response from\s+(?P<phone>\+?\d[\d .()/-]*?)\s+to\s+SMS\s*#\s*(?P<sms_id>[A-Za-z0-9_-]+)", re.IGNORECASE)
+    r"Response from\s+(?P<phone>\+?\d[\d .()/-]*?)\s+to\s+SMS\s*#\s*(?P<sms_id>[A-Za-z0-9_-]+)", re.IGNORECASE
+)
 # A label ends with a colon, or is the first cell of an HTML table row (a tab once reduced to text).
 _RESPONSE_LABEL = re.compile(r"^\s*(?:response|r[ée]ponse|reply|answer)\s*(?::|\t)\s*(?P<rest>.*)$", re.IGNORECASE)
 _OTHER_LABEL = re.compile(r"^\s*[^\s:]{1,20}(?: [^\s:]{1,20}){0,3}\s*(?::\s|\t)")
@@ -129,7 +144,7 @@ def response_text(text: str) -> str | None:
         labelled = _RESPONSE_LABEL.match(line)
         if labelled:
             found = [labelled["rest"]]
-            for following in lines[i + 1:]:
+            for following in lines[i + 1 :]:
                 if following.rstrip() == _SIGNATURE.rstrip() or _OTHER_LABEL.match(following):
                     break
                 found.append(following)
@@ -138,16 +153,28 @@ def response_text(text: str) -> str | None:
     return paragraphs[1] if len(paragraphs) == 2 else None
 
 
-def _digitaleo_reply(message: Message, subject: re.Match[str], text: str, ctx: ParseContext,
-                     secret: str | None) -> Event:
+def _digitaleo_reply(
+    message: Message, subject: re.Match[str], text: str, ctx: ParseContext, secret: str | None
+) -> Event:
     response = response_text(text)
     if response is None:
         raise _NotFound()
     sender = ctx.phone(subject["phone"])
     # reply_event: the id the same reply gets from Digitaleo's API (webhooks.providers.digitaleo).
-    return reply_event(ctx, statuses.NAME, subject["sms_id"], sender, response, occurred_at=_date(message),
-                       raw={"subject": subject.string, "from": scrub(header(message, "from"), secret),
-                            "date": header(message, "date"), "body": text[:KEEP_CHARS]})
+    return reply_event(
+        ctx,
+        statuses.NAME,
+        subject["sms_id"],
+        sender,
+        response,
+        occurred_at=_date(message),
+        raw={
+            "subject": subject.string,
+            "from": scrub(header(message, "from"), secret),
+            "date": header(message, "date"),
+            "body": text[:KEEP_CHARS],
+        },
+    )
 
 
 def _date(message: Message):  # type: ignore[no-untyped-def]
@@ -160,8 +187,17 @@ def _date(message: Message):  # type: ignore[no-untyped-def]
     return moment if moment is not None and moment.tzinfo is not None else None
 
 
-def _unknown(raw: bytes, message: Message, subject: str, text: str, reason: str, ctx: ParseContext,
-             secret: str | None, provider: str, message_id: str | None) -> Event:
+def _unknown(
+    raw: bytes,
+    message: Message,
+    subject: str,
+    text: str,
+    reason: str,
+    ctx: ParseContext,
+    secret: str | None,
+    provider: str,
+    message_id: str | None,
+) -> Event:
     mime = scrub(raw.decode("utf-8", errors="replace"), secret)
     # The Message-ID (else the bytes) identifies the email: the same email by relay and by SMTP is one event.
     identity = header(message, "message-id") or hashlib.sha256(raw).hexdigest()

@@ -43,13 +43,16 @@ class SmtpdSettings:
         recipients = frozenset(a.strip().lower() for a in (env.get("SMTPD_RECIPIENTS") or "").split(",") if a.strip())
         if not recipients:
             # Taking mail for any address would make this an open sink for whoever finds the port.
-            raise ConfigError("SMTPD_RECIPIENTS must list the addresses smtpd accepts, such as "
-                              "'sms-replies@hooks.example.com' (comma-separated; '@hooks.example.com' for a domain)")
+            raise ConfigError(
+                "SMTPD_RECIPIENTS must list the addresses smtpd accepts, such as "
+                "'sms-replies@hooks.example.com' (comma-separated; '@hooks.example.com' for a domain)"
+            )
         bad = sorted(a for a in recipients if "@" not in a)
         if bad:
             raise ConfigError(f"SMTPD_RECIPIENTS must hold email addresses or '@domain' entries, got {bad}")
-        return cls(host=env.get("SMTPD_HOST") or "0.0.0.0", port=int_setting(env, "SMTPD_PORT", 2525),
-                   recipients=recipients)
+        return cls(
+            host=env.get("SMTPD_HOST") or "0.0.0.0", port=int_setting(env, "SMTPD_PORT", 2525), recipients=recipients
+        )
 
     def accepts(self, address: str) -> bool:
         address = address.strip().lower()
@@ -64,8 +67,9 @@ class InboundHandler:
         self.smtpd = smtpd
         self.ingest = ingest
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
-                          rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
         if not self.smtpd.accepts(address):
             return f"550 5.1.1 <{address}>: no such recipient here"
         envelope.rcpt_tos.append(address)
@@ -82,8 +86,9 @@ class InboundHandler:
         except Exception:
             log.exception("unexpected error storing a message, answering 451")
             return "451 4.3.0 temporarily unable to store the message; try again later"
-        log.info("stored %d event(s) (%d duplicate) from %s", sum(stored), len(stored) - sum(stored),
-                 envelope.mail_from)
+        log.info(
+            "stored %d event(s) (%d duplicate) from %s", sum(stored), len(stored) - sum(stored), envelope.mail_from
+        )
         return f"250 2.0.0 OK: {len(events)} event(s)"
 
     def store(self, raw: bytes) -> tuple[list[Any], list[bool]]:
@@ -97,8 +102,9 @@ class InboundHandler:
 def run(settings: Settings, smtpd: SmtpdSettings) -> int:
     """Serve until SIGTERM or SIGINT."""
     redis = connect(settings.redis_url)
-    handler = InboundHandler(settings, smtpd, Ingest(redis, queue_for(redis, settings.queue_name),
-                                                     settings.dedupe_window))
+    handler = InboundHandler(
+        settings, smtpd, Ingest(redis, queue_for(redis, settings.queue_name), settings.dedupe_window)
+    )
 
     # aiosmtpd looks the name up for every connection unless given one; a slow resolver would stall each.
     hostname = socket.getfqdn()
@@ -106,14 +112,26 @@ def run(settings: Settings, smtpd: SmtpdSettings) -> int:
     async def serve() -> None:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: SMTP(handler, data_size_limit=settings.inbound_email_max_bytes, ident="smshooks smtpd",
-                         hostname=hostname, loop=loop),
-            host=smtpd.host, port=smtpd.port)
+            lambda: SMTP(
+                handler,
+                data_size_limit=settings.inbound_email_max_bytes,
+                ident="smshooks smtpd",
+                hostname=hostname,
+                loop=loop,
+            ),
+            host=smtpd.host,
+            port=smtpd.port,
+        )
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        log.info("smtpd listening on %s:%d for %s (at most %d bytes a message)", smtpd.host, smtpd.port,
-                 ", ".join(sorted(smtpd.recipients)), settings.inbound_email_max_bytes)
+        log.info(
+            "smtpd listening on %s:%d for %s (at most %d bytes a message)",
+            smtpd.host,
+            smtpd.port,
+            ", ".join(sorted(smtpd.recipients)),
+            settings.inbound_email_max_bytes,
+        )
         async with server:
             await stop.wait()
 

@@ -97,9 +97,38 @@ def _is_attachment(part: Message) -> bool:
 class _TextExtractor(HTMLParser):
     """Text of an HTML document: blocks become lines, table cells are separated by tabs."""
 
-    _BLOCKS = frozenset({"p", "div", "br", "tr", "li", "ul", "ol", "table", "tbody", "thead", "h1", "h2", "h3",
-                         "h4", "h5", "h6", "pre", "blockquote", "hr", "dt", "dd", "dl", "section", "article",
-                         "header", "footer", "address", "center"})
+    _BLOCKS = frozenset(
+        {
+            "p",
+            "div",
+            "br",
+            "tr",
+            "li",
+            "ul",
+            "ol",
+            "table",
+            "tbody",
+            "thead",
+            "h1",
+            "h2",
+            "h3",
+            "h4",
+            "h5",
+            "h6",
+            "pre",
+            "blockquote",
+            "hr",
+            "dt",
+            "dd",
+            "dl",
+            "section",
+            "article",
+            "header",
+            "footer",
+            "address",
+            "center",
+        }
+    )
     _CELLS = frozenset({"td", "th"})
     _SKIPPED = frozenset({"script", "style", "head", "title", "template"})
 

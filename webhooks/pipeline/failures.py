@@ -42,15 +42,23 @@ def fallback_message(fallback: EmailHandler, job: Job, reason: str, secret: Secr
     """The mail saying which handler failed, why, and what it could not deliver."""
     handler, events = job.args[0], load_events(job.args[1])
     attempts = job.meta.get("attempts", 1)
-    lines = [f"The handler {handler!r} could not deliver {len(events)} event(s) after {attempts} attempt(s).",
-             "", f"Reason: {reason}", "", f"Job: {job.id}",
-             f"It stays in the failed-job registry: `smshooks replay {job.id}` delivers it again once the "
-             f"service is back.", "", "Events:"]
+    lines = [
+        f"The handler {handler!r} could not deliver {len(events)} event(s) after {attempts} attempt(s).",
+        "",
+        f"Reason: {reason}",
+        "",
+        f"Job: {job.id}",
+        f"It stays in the failed-job registry: `smshooks replay {job.id}` delivers it again once the service is back.",
+        "",
+        "Events:",
+    ]
     for e in events:
         who = e.sender if e.kind.value == "reply" else e.recipient
         text = f" text={e.text!r}" if e.text is not None else ""
-        lines.append(f"- {e.kind.value} {e.status.value} SMS {e.message_id} ({who or 'no number'}, "
-                     f"{e.provider}, {e.occurred_at.isoformat()}){text}")
+        lines.append(
+            f"- {e.kind.value} {e.status.value} SMS {e.message_id} ({who or 'no number'}, "
+            f"{e.provider}, {e.occurred_at.isoformat()}){text}"
+        )
     body = scrub("\n".join(lines) + "\n", secret)
     return fallback.message(f"smshooks: {handler} failed for {len(events)} event(s): {scrub(reason, secret)}", body)
 
@@ -89,15 +97,23 @@ def _describe(job: Job) -> FailedJob:
         kinds[key] = kinds.get(key, 0) + 1
     result = job.latest_result()
     error = (result.exc_string or "").strip().splitlines()[-1] if result and result.exc_string else "unknown"
-    return FailedJob(id=job.id, handler=job.args[0], event_ids=[e["event_id"] for e in events],
-                     summary=", ".join(f"{n} {k}" for k, n in sorted(kinds.items())),
-                     error=one_line(error, 300), attempts=int(job.meta.get("attempts", 1)))
+    return FailedJob(
+        id=job.id,
+        handler=job.args[0],
+        event_ids=[e["event_id"] for e in events],
+        summary=", ".join(f"{n} {k}" for k, n in sorted(kinds.items())),
+        error=one_line(error, 300),
+        attempts=int(job.meta.get("attempts", 1)),
+    )
 
 
 def _failed_handler_jobs(queue: Queue) -> list[Job]:
     ids = queue.failed_job_registry.get_job_ids()
-    return [j for j in Job.fetch_many(ids, connection=queue.connection, serializer=queue.serializer)
-            if j is not None and j.func_name in HANDLE_FUNCS]
+    return [
+        j
+        for j in Job.fetch_many(ids, connection=queue.connection, serializer=queue.serializer)
+        if j is not None and j.func_name in HANDLE_FUNCS
+    ]
 
 
 def failed(queue: Queue, handler: str | None = None) -> list[FailedJob]:

@@ -29,9 +29,16 @@ log = logging.getLogger(__name__)
 class Runtime:
     """What a worker builds once and reuses for every job: settings and handlers."""
 
-    def __init__(self, settings: Settings, handlers: dict[str, Handler], policies: dict[str, Policy] | None = None,
-                 broken: dict[str, str] | None = None, fallback: EmailHandler | None = None,
-                 secrets: tuple[str, ...] = (), digitaleo: DigitaleoConfig | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        handlers: dict[str, Handler],
+        policies: dict[str, Policy] | None = None,
+        broken: dict[str, str] | None = None,
+        fallback: EmailHandler | None = None,
+        secrets: tuple[str, ...] = (),
+        digitaleo: DigitaleoConfig | None = None,
+    ) -> None:
         self.settings = settings
         self.handlers = handlers
         self.policies = policies or {}
@@ -50,8 +57,9 @@ class Runtime:
         policies = {}
         for name in settings.handlers:
             try:
-                policies[name] = Policy.from_env(env_name(name), env, settings.retry_intervals,
-                                                 getattr(handlers.get(name), "max_batch", None))
+                policies[name] = Policy.from_env(
+                    env_name(name), env, settings.retry_intervals, getattr(handlers.get(name), "max_batch", None)
+                )
             except ConfigError as err:
                 broken[name] = f"handler {name!r} cannot start: {err}"
                 if name in handlers:
@@ -62,8 +70,15 @@ class Runtime:
                 fallback = EmailHandler.from_env(env, to_key="FALLBACK_EMAIL_TO")
             except ValueError as err:
                 broken["fallback"] = f"the fallback email cannot start: {err}"
-        return cls(settings, handlers, policies, broken, fallback, secrets_from_env(env, settings.webhook_secrets),
-                   DigitaleoConfig.from_env(env))
+        return cls(
+            settings,
+            handlers,
+            policies,
+            broken,
+            fallback,
+            secrets_from_env(env, settings.webhook_secrets),
+            DigitaleoConfig.from_env(env),
+        )
 
     def close(self) -> None:
         for handler in self.handlers.values():
@@ -103,8 +118,9 @@ def handle(handler_name: str, events: list[dict[str, Any]]) -> int:
     current = runtime()
     handler = current.handlers.get(handler_name)
     if handler is None:
-        raise LookupError(current.broken.get(handler_name)
-                          or f"handler {handler_name!r} is not enabled in this worker's HANDLERS")
+        raise LookupError(
+            current.broken.get(handler_name) or f"handler {handler_name!r} is not enabled in this worker's HANDLERS"
+        )
     # The current scope is the one the RQ integration opens per job: the tag names the failing handler.
     sentry_sdk.get_current_scope().set_tag("handler", handler_name)
     if job is not None and already_handled(job.connection, job.id):

@@ -101,8 +101,12 @@ class Ingest:
         return [bool(s) for s in stored], bool(kick)
 
     def enqueue_dispatch(self) -> None:
-        self.queue.enqueue("webhooks.pipeline.jobs.dispatch", result_ttl=0, failure_ttl=FAILURE_TTL,
-                           description="dispatch the inbox to handlers")
+        self.queue.enqueue(
+            "webhooks.pipeline.jobs.dispatch",
+            result_ttl=0,
+            failure_ttl=FAILURE_TTL,
+            description="dispatch the inbox to handlers",
+        )
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -118,8 +122,9 @@ def retry_policy(intervals: Sequence[int]) -> Retry | None:
     return Retry(max=len(intervals), interval=list(intervals)) if intervals else None
 
 
-def _jobs(settings: Settings, policies: Mapping[str, Policy],
-          events: list[dict[str, Any]]) -> Iterator[tuple[str, list[Any], tuple[int, ...]]]:
+def _jobs(
+    settings: Settings, policies: Mapping[str, Policy], events: list[dict[str, Any]]
+) -> Iterator[tuple[str, list[Any], tuple[int, ...]]]:
     """(handler, its events, its retry intervals) for every job a batch makes.
 
     Without a policy a handler gets the whole batch and RETRY_INTERVALS.
@@ -133,8 +138,7 @@ def _jobs(settings: Settings, policies: Mapping[str, Policy],
                 yield name, chunk, policy.retry_intervals
 
 
-def dispatch_inbox(redis: Redis, queue: Queue, settings: Settings,
-                   policies: Mapping[str, Policy] | None = None) -> int:
+def dispatch_inbox(redis: Redis, queue: Queue, settings: Settings, policies: Mapping[str, Policy] | None = None) -> int:
     """Move every event in the inbox into one job per handler; returns how many events moved.
 
     `policies` (the worker's, from `<NAME>_EVENTS` / `<NAME>_RETRY_INTERVALS`) give each
@@ -165,7 +169,9 @@ def dispatch_inbox(redis: Redis, queue: Queue, settings: Settings,
                     if queue.job_class.exists(job_id, connection=redis):
                         continue
                     queue.enqueue(
-                        "webhooks.pipeline.jobs.handle", name, wanted,
+                        "webhooks.pipeline.jobs.handle",
+                        name,
+                        wanted,
                         job_id=job_id,
                         description=f"{name}: {len(wanted)} event(s)",
                         retry=retry_policy(intervals),
@@ -173,7 +179,8 @@ def dispatch_inbox(redis: Redis, queue: Queue, settings: Settings,
                         # A worker killed mid-job leaves it "started"; RQ retries it once
                         # job_timeout + 60 s have passed, so the timeout also bounds that delay.
                         job_timeout=settings.job_timeout,
-                        result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
+                        result_ttl=RESULT_TTL,
+                        failure_ttl=FAILURE_TTL,
                         pipeline=pipe,
                     )
                 pipe.ltrim(INBOX, len(batch), -1)

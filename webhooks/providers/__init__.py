@@ -58,9 +58,19 @@ class Code(fields.Field):
         return text.zfill(self.pad) if self.pad and is_number(text) else text
 
 
-def reply_event(ctx: ParseContext, provider: str, message_id: str, sender: str | None, text: str | None,
-                **extra: Any) -> Event:
+def reply_event(
+    ctx: ParseContext, provider: str, message_id: str, sender: str | None, text: str | None, **extra: Any
+) -> Event:
     """A reply from a phone, with the id every route that carries it agrees on (events.reply_event_id)."""
-    return Event(provider=provider, kind=Kind.REPLY, status=Status.RECEIVED, final=True, message_id=message_id,
-                 sender=sender, text=text, received_at=ctx.received_at,
-                 event_id=reply_event_id(provider, message_id, sender, text), **extra)
+    return Event(
+        provider=provider,
+        kind=Kind.REPLY,
+        status=Status.RECEIVED,
+        final=True,
+        message_id=message_id,
+        sender=sender,
+        text=text,
+        received_at=ctx.received_at,
+        event_id=reply_event_id(provider, message_id, sender, text),
+        **extra,
+    )

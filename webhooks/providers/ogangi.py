@@ -44,7 +44,7 @@ def rooted(body: bytes) -> bytes:
     """An XML body wrapped in one root element (after its declaration); other bodies unchanged."""
     declaration = _DECLARATION.match(body)
     head = declaration.group(0) if declaration else b""
-    rest = body[len(head):]
+    rest = body[len(head) :]
     if not rest.lstrip().startswith(b"<") or rest.lstrip().startswith(b"<!"):
         return body  # not XML, or a DOCTYPE: left whole, so that defusedxml refuses it
     return head + b"<notification>" + rest + b"</notification>"
@@ -59,8 +59,9 @@ class OgangiDate(fields.Field):
         try:
             parsed = datetime.fromisoformat(value.strip())
         except ValueError:
-            raise ValidationError(f"must be yyyy-MM-dd'T'HH:mm:ss.SSSZZ such as {EXAMPLE_DATE}, "
-                                  f"got {value!r}") from None
+            raise ValidationError(
+                f"must be yyyy-MM-dd'T'HH:mm:ss.SSSZZ such as {EXAMPLE_DATE}, got {value!r}"
+            ) from None
         if parsed.tzinfo is None:
             zone = (data or {}).get("timezone") if isinstance(data, Mapping) else None
             try:
@@ -115,12 +116,14 @@ def _load(message: Any, path: str) -> dict[str, Any]:
     try:
         return _MESSAGE.load(message)
     except ValidationError as err:
-        raise ParseError({f"{path}{k}": (v if isinstance(v, list) else [str(v)])
-                          for k, v in err.messages.items()}) from None
+        raise ParseError(
+            {f"{path}{k}": (v if isinstance(v, list) else [str(v)]) for k, v in err.messages.items()}
+        ) from None
 
 
-def parse_notification(payload: Mapping[str, Any], ctx: ParseContext,
-                       shortcodes: frozenset[str] = frozenset()) -> list[Event]:
+def parse_notification(
+    payload: Mapping[str, Any], ctx: ParseContext, shortcodes: frozenset[str] = frozenset()
+) -> list[Event]:
     """One event per message: a reply when it was sent to one of our codes, a receipt otherwise."""
     events: list[Event] = []
     errors: dict[str, list[str]] = {}
@@ -135,8 +138,13 @@ def parse_notification(payload: Mapping[str, Any], ctx: ParseContext,
         inbound = str(message.get("to", "")).strip() in shortcodes
         # A reply needs who sent it and what; a receipt needs its status. All are reported at once.
         needed = ("from", "text") if inbound else ("status",)
-        errors.update({f"{path}{name}": ["Missing data for required field."] for name in needed
-                       if message.get(name) is None or (name != "text" and message.get(name) == "")})
+        errors.update(
+            {
+                f"{path}{name}": ["Missing data for required field."]
+                for name in needed
+                if message.get(name) is None or (name != "text" and message.get(name) == "")
+            }
+        )
         if fields_ is not None and not errors:
             events.append(_reply(fields_, message, ctx) if inbound else _receipt(fields_, message, ctx))
     if errors:
@@ -168,5 +176,15 @@ def _reply(f: dict[str, Any], raw: Mapping[str, Any], ctx: ParseContext) -> Even
     # The object does not name the message answered, so an MO is known by its own id;
     # reply_event_id (id, phone, text; no time) keeps it stable across routes that write
     # the date differently.
-    return reply_event(ctx, NAME, f["id"], sender, f["text"], recipient=f["to"], provider_status=f["status"],
-                       description=f["status_description"], occurred_at=f["date"], raw=dict(raw))
+    return reply_event(
+        ctx,
+        NAME,
+        f["id"],
+        sender,
+        f["text"],
+        recipient=f["to"],
+        provider_status=f["status"],
+        description=f["status_description"],
+        occurred_at=f["date"],
+        raw=dict(raw),
+    )

@@ -65,8 +65,13 @@ class ReceiptSchema(Schema):
     timestamp = Timestamp(load_default=None, data_key="timestamp")
 
     # The send response's spelling, used to name bad fields in errors.
-    SPELLING = {"smsid": "SMSId", "desttn": "DestTn", "result": "Result", "resulttext": "ResultText",
-                "timestamp": "Timestamp"}
+    SPELLING = {
+        "smsid": "SMSId",
+        "desttn": "DestTn",
+        "result": "Result",
+        "resulttext": "ResultText",
+        "timestamp": "Timestamp",
+    }
 
 
 class ReplySchema(Schema):
@@ -80,8 +85,13 @@ class ReplySchema(Schema):
     dest_name = fields.String(load_default=None, data_key="destname")
 
     # The HTTP Reply Service's spelling.
-    SPELLING = {"smsid": "SmsId", "desttn": "DestTN", "replytext": "ReplyText", "emailid": "EmailId",
-                "destname": "DestName"}
+    SPELLING = {
+        "smsid": "SmsId",
+        "desttn": "DestTN",
+        "replytext": "ReplyText",
+        "emailid": "EmailId",
+        "destname": "DestName",
+    }
 
 
 _RECEIPT = ReceiptSchema()
@@ -158,19 +168,21 @@ def parse_receipt(payload: Mapping[str, Any], ctx: ParseContext) -> list[Event]:
             errors.update(err.errors)
             continue
         status = _receipt_status(fields_["result"])
-        events.append(Event(
-            provider=NAME,
-            kind=Kind.RECEIPT,
-            status=status,
-            final=status in FINAL_STATUSES,
-            message_id=fields_["sms_id"],
-            recipient=ctx.phone(fields_["dest_tn"]),
-            provider_status=fields_["result"],
-            description=fields_["result_text"],
-            occurred_at=fields_["timestamp"],
-            received_at=ctx.received_at,
-            raw=dict(message),
-        ))
+        events.append(
+            Event(
+                provider=NAME,
+                kind=Kind.RECEIPT,
+                status=status,
+                final=status in FINAL_STATUSES,
+                message_id=fields_["sms_id"],
+                recipient=ctx.phone(fields_["dest_tn"]),
+                provider_status=fields_["result"],
+                description=fields_["result_text"],
+                occurred_at=fields_["timestamp"],
+                received_at=ctx.received_at,
+                raw=dict(message),
+            )
+        )
     if errors:
         raise ParseError(errors)
     if not events:
@@ -184,9 +196,17 @@ def parse_reply(payload: Mapping[str, Any], ctx: ParseContext) -> list[Event]:
     # Red Oxygen gives a reply no time. A reply it forwards by email when this callback failed
     # carries no EmailId we can rely on, so the id is reply_event_id's (SMS, phone, text) alone:
     # hashing the EmailId would store the same reply twice when it arrives both ways.
-    return [reply_event(ctx, NAME, fields_["sms_id"], sender, fields_["reply_text"],
-                        description=f"Reply from {fields_['dest_name']}" if fields_["dest_name"] else None,
-                        raw=dict(payload))]
+    return [
+        reply_event(
+            ctx,
+            NAME,
+            fields_["sms_id"],
+            sender,
+            fields_["reply_text"],
+            description=f"Reply from {fields_['dest_name']}" if fields_["dest_name"] else None,
+            raw=dict(payload),
+        )
+    ]
 
 
 # Red Oxygen reads the outcome from `<RESULT>` in an HTML body.

@@ -123,11 +123,19 @@ def verify_checksum(payload: Mapping[str, Any], password: str, charset: str) -> 
     message = ":".join([*map(_text, parts), password]).encode(charset, "replace")
     given = {name: _text(payload.get(name)).strip().lower() for name in CHECKSUM_FIELDS if payload.get(name)}
     if not given:
-        raise SignatureError({"md5": ["missing: SMSC_PASSWORD is set, so add md5 (or sha1, crc32) to the "
-                                      "handler URL in SMSC's settings"]})
+        raise SignatureError(
+            {
+                "md5": [
+                    "missing: SMSC_PASSWORD is set, so add md5 (or sha1, crc32) to the handler URL in SMSC's settings"
+                ]
+            }
+        )
     crc = zlib.crc32(message)
-    expected = {"md5": {hashlib.md5(message).hexdigest()}, "sha1": {hashlib.sha1(message).hexdigest()},
-                "crc32": {f"{crc:08x}", str(crc)}}
+    expected = {
+        "md5": {hashlib.md5(message).hexdigest()},
+        "sha1": {hashlib.sha1(message).hexdigest()},
+        "crc32": {f"{crc:08x}", str(crc)},
+    }
     for name, value in given.items():
         if not any(hmac.compare_digest(value.encode("utf-8", "replace"), e.encode()) for e in expected[name]):
             raise SignatureError({name: ["does not match the fields and SMSC_PASSWORD"]})
@@ -140,8 +148,9 @@ def _load(schema: Schema, payload: Mapping[str, Any]) -> dict[str, Any]:
         raise ParseError({k: (v if isinstance(v, list) else [str(v)]) for k, v in err.messages.items()}) from None
 
 
-def parse_callback(payload: Mapping[str, Any], ctx: ParseContext, password: str | None = None,
-                   charset: str | None = None) -> list[Event]:
+def parse_callback(
+    payload: Mapping[str, Any], ctx: ParseContext, password: str | None = None, charset: str | None = None
+) -> list[Event]:
     """One event: a receipt for a status call, a reply for an incoming SMS (it has `mes`)."""
     if not isinstance(payload.get("mes", ""), str):
         raise ParseError({"mes": ["must be text"]})
@@ -183,5 +192,13 @@ def _incoming(f: dict[str, Any], ctx: ParseContext, raw: dict[str, Any]) -> Even
     # known by its own id. reply_event_id (id, phone, text; no time) rather than
     # event_id_for: SMSC also serves incoming SMS through its API, whose times are
     # written differently, and the same SMS read there must get the same id.
-    return reply_event(ctx, NAME, f["id"], sender, f["mes"], recipient=ctx.phone(f["to"]),
-                       occurred_at=_unix_time(f["sent"], f["time"]), raw=raw)
+    return reply_event(
+        ctx,
+        NAME,
+        f["id"],
+        sender,
+        f["mes"],
+        recipient=ctx.phone(f["to"]),
+        occurred_at=_unix_time(f["sent"], f["time"]),
+        raw=raw,
+    )

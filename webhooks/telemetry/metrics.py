@@ -59,10 +59,18 @@ def web_counters() -> tuple[Any, Any]:
     """The web side's prometheus_client counters, made on first use (see the module docstring)."""
     from prometheus_client import Counter
 
-    callbacks = Counter("smshooks_callbacks", "Provider callbacks answered, by outcome and HTTP status",
-                        ["provider", "outcome", "code"], registry=None)
-    events = Counter("smshooks_events", "Events stored by callbacks (duplicates not counted)",
-                     ["provider", "kind", "status"], registry=None)
+    callbacks = Counter(
+        "smshooks_callbacks",
+        "Provider callbacks answered, by outcome and HTTP status",
+        ["provider", "outcome", "code"],
+        registry=None,
+    )
+    events = Counter(
+        "smshooks_events",
+        "Events stored by callbacks (duplicates not counted)",
+        ["provider", "kind", "status"],
+        registry=None,
+    )
     return callbacks, events
 
 

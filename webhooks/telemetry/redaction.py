@@ -42,11 +42,15 @@ MIN_SCRUBBED_LENGTH = 6  # a shorter "secret" (a port, "true") would mangle ordi
 SENSITIVE_KEY = re.compile(
     r"^(?:authorization|proxy-authorization|cookie|set-cookie|x-api-key|api[_-]?key|password|passwd|pass|"
     r"secret|client[_-]?secret|token|access[_-]?token|refresh[_-]?token|id[_-]?token|auth[_-]?token|"
-    r"session|sessionid|csrftoken|private[_-]?key|smtp[_-]?password|webhook[_-]?secret)$", re.IGNORECASE)
+    r"session|sessionid|csrftoken|private[_-]?key|smtp[_-]?password|webhook[_-]?secret)$",
+    re.IGNORECASE,
+)
 URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:)(?P<password>[^\s/?#@]+)(?=@)")
 CREDENTIAL_PAIR = re.compile(
     r"""(?P<head>\b(?:access_token|refresh_token|id_token|client_secret|token|password|passwd|secret|api_key|apikey)"""
-    r"""["']?\s*[=:]\s*["']?)(?P<value>[^\s"'&,;}\]\[]+)""", re.IGNORECASE)
+    r"""["']?\s*[=:]\s*["']?)(?P<value>[^\s"'&,;}\]\[]+)""",
+    re.IGNORECASE,
+)
 AUTH_SCHEME = re.compile(r"\b(?P<scheme>Bearer|Basic|Token)\s+(?P<value>[A-Za-z0-9._~+/=-]{6,})")
 PHONE = re.compile(r"(?<![\w.+-])(?P<plus>\+?)(?P<digits>[0-9]{8,15})(?![\w-]|\.[0-9])")
 PHONE_KEY = re.compile(r"phone|msisdn|recipient|sender|desttn|mobile|^to$|^from$", re.IGNORECASE)
@@ -83,8 +87,9 @@ def scrub_text(text: str, secrets: Iterable[str]) -> str:
         if secret in text:
             text = text.replace(secret, "[secret]")
     text = URL_PASSWORD.sub(r"\g<head>***", text)
-    text = CREDENTIAL_PAIR.sub(lambda m: m.group(0) if m.group("value").startswith("*") else
-                               m.group("head") + FILTERED, text)
+    text = CREDENTIAL_PAIR.sub(
+        lambda m: m.group(0) if m.group("value").startswith("*") else m.group("head") + FILTERED, text
+    )
     text = AUTH_SCHEME.sub(lambda m: f"{m.group('scheme')} {FILTERED}", text)
     return PHONE.sub(mask_phone, text)
 

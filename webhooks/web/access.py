@@ -92,8 +92,9 @@ def count_failure(address: str, limit: int) -> int:
     return max(int(ttl), 1) if int(failures) > limit else 0
 
 
-def admit(request: Request, settings: Settings, authorized: bool = False,
-          action: str = "register the URL") -> Refusal | None:
+def admit(
+    request: Request, settings: Settings, authorized: bool = False, action: str = "register the URL"
+) -> Refusal | None:
     """None when the request may go on; otherwise the refusal to answer with.
 
     `authorized` is for an endpoint that has already checked a provider-specific form of the secret.
@@ -106,7 +107,11 @@ def admit(request: Request, settings: Settings, authorized: bool = False,
     if settings.auth_fail_limit:
         wait = count_failure(_throttle_key(address), settings.auth_fail_limit)
         if wait:
-            return Refusal(429, f"too many failed authentications from this address; retry in {wait} s",
-                           {"Retry-After": str(wait)})
-    return Refusal(401, f"missing or wrong secret: {action} with ?token=<WEBHOOK_SECRET> "
-                        "or with it as the basic-auth password", {"WWW-Authenticate": 'Basic realm="smshooks"'})
+            return Refusal(
+                429, f"too many failed authentications from this address; retry in {wait} s", {"Retry-After": str(wait)}
+            )
+    return Refusal(
+        401,
+        f"missing or wrong secret: {action} with ?token=<WEBHOOK_SECRET> or with it as the basic-auth password",
+        {"WWW-Authenticate": 'Basic realm="smshooks"'},
+    )

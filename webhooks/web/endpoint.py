@@ -48,8 +48,9 @@ class Responder:
     """How a provider wants to be answered; the default is JSON."""
 
     def ok(self, events: list[Event], stored: list[bool], **extra: Any) -> Response:
-        return jsonify(**extra, accepted=sum(stored), duplicates=len(stored) - sum(stored),
-                       event_ids=[e.event_id for e in events])
+        return jsonify(
+            **extra, accepted=sum(stored), duplicates=len(stored) - sum(stored), event_ids=[e.event_id for e in events]
+        )
 
     def refuse(self, settings: Settings, authorized: bool = False, action: str = "register the URL") -> Response | None:
         """The answer to a caller webhooks.access.admit refuses (allow-list, secret, throttle), else None."""
@@ -73,8 +74,14 @@ def _log_unparsed(body: bytes, reason: str) -> None:
     factory that create_app installs (observability.redact_logs), as for every record.
     """
     if log.isEnabledFor(logging.DEBUG):
-        log.debug("unparsed %s %s content-type=%r: %s; body=%s", request.method, request.full_path,
-                  request.content_type, reason, body.decode("utf-8", "replace"))
+        log.debug(
+            "unparsed %s %s content-type=%r: %s; body=%s",
+            request.method,
+            request.full_path,
+            request.content_type,
+            reason,
+            body.decode("utf-8", "replace"),
+        )
 
 
 def handle_callback(parse: Parser, responder: Responder, decoder: Decoder = decode) -> Response:

@@ -66,8 +66,9 @@ class RedisCollector:
             pipe.lindex(queue.key, 0)
             for registry in (queue.scheduled_job_registry, queue.started_job_registry, queue.failed_job_registry):
                 pipe.zcard(registry.key)
-            (jobs, events, latency, api, inbox, first_event, queued, first_job,
-             scheduled, started, failed) = pipe.execute()
+            (jobs, events, latency, api, inbox, first_event, queued, first_job, scheduled, started, failed) = (
+                pipe.execute()
+            )
         enqueued_at = None
         if first_job:  # RQ pushes job ids on the right: index 0 is the one waiting longest
             enqueued_at = self.redis.hget(queue.job_class.key_for(first_job.decode()), "enqueued_at")
@@ -77,9 +78,17 @@ class RedisCollector:
                 received_at = json.loads(first_event).get("received_at")
             except (ValueError, AttributeError):
                 pass  # not our JSON: no age rather than a failed scrape
-        return dict(jobs=jobs, events=events, latency=latency, api=api, inbox=inbox, received_at=received_at,
-                    queued=queued, enqueued_at=enqueued_at,
-                    states={"scheduled": scheduled, "started": started, "failed": failed})
+        return dict(
+            jobs=jobs,
+            events=events,
+            latency=latency,
+            api=api,
+            inbox=inbox,
+            received_at=received_at,
+            queued=queued,
+            enqueued_at=enqueued_at,
+            states={"scheduled": scheduled, "started": started, "failed": failed},
+        )
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -96,9 +105,15 @@ class RedisCollector:
         yield up
         now = time.time()
 
-        for name, key, doc in (("smshooks_handler_jobs", "jobs", "Handler jobs finished, by outcome "
-                                "(success, retry: failed and retried later, failure: failed for good)"),
-                               ("smshooks_handler_events", "events", "Events in those handler jobs, by outcome")):
+        for name, key, doc in (
+            (
+                "smshooks_handler_jobs",
+                "jobs",
+                "Handler jobs finished, by outcome "
+                "(success, retry: failed and retried later, failure: failed for good)",
+            ),
+            ("smshooks_handler_events", "events", "Events in those handler jobs, by outcome"),
+        ):
             family = CounterMetricFamily(name, doc, labels=["handler", "outcome"])
             for raw, value in sorted(data[key].items()):
                 family.add_metric(_labels(raw), int(value))
@@ -108,9 +123,11 @@ class RedisCollector:
         for raw, value in data["latency"].items():
             handler, le = _labels(raw)
             per_handler[handler][le] = float(value)
-        histogram = HistogramMetricFamily("smshooks_handled_latency_seconds",
-                                          "Seconds from a callback's arrival to its handler finishing",
-                                          labels=["handler"])
+        histogram = HistogramMetricFamily(
+            "smshooks_handled_latency_seconds",
+            "Seconds from a callback's arrival to its handler finishing",
+            labels=["handler"],
+        )
         for handler, values in sorted(per_handler.items()):
             cumulative, buckets = 0.0, []
             for le in metrics.LATENCY_BUCKETS:
@@ -119,25 +136,34 @@ class RedisCollector:
             histogram.add_metric([handler], buckets, sum_value=values.get("sum", 0.0))
         yield histogram
 
-        api = CounterMetricFamily("smshooks_api_calls", "Calls to providers' APIs, by endpoint and outcome",
-                                  labels=["provider", "endpoint", "outcome"])
+        api = CounterMetricFamily(
+            "smshooks_api_calls",
+            "Calls to providers' APIs, by endpoint and outcome",
+            labels=["provider", "endpoint", "outcome"],
+        )
         for raw, value in sorted(data["api"].items()):
             api.add_metric(_labels(raw), int(value))
         yield api
 
-        depth = GaugeMetricFamily("smshooks_queue_depth", "Waiting: events in the inbox, jobs in the RQ queue",
-                                  labels=["queue"])
+        depth = GaugeMetricFamily(
+            "smshooks_queue_depth", "Waiting: events in the inbox, jobs in the RQ queue", labels=["queue"]
+        )
         depth.add_metric(["inbox"], data["inbox"])
         depth.add_metric(["rq"], data["queued"])
         yield depth
-        age = GaugeMetricFamily("smshooks_queue_oldest_age_seconds",
-                                "Age of the oldest waiting event (inbox) or job (rq); 0 when empty",
-                                labels=["queue"])
+        age = GaugeMetricFamily(
+            "smshooks_queue_oldest_age_seconds",
+            "Age of the oldest waiting event (inbox) or job (rq); 0 when empty",
+            labels=["queue"],
+        )
         age.add_metric(["inbox"], _age(data["received_at"], now))
         age.add_metric(["rq"], _age(data["enqueued_at"], now))
         yield age
-        jobs = GaugeMetricFamily("smshooks_rq_jobs", "RQ jobs scheduled (retries waiting), started, or failed "
-                                 "for good (kept for inspection)", labels=["state"])
+        jobs = GaugeMetricFamily(
+            "smshooks_rq_jobs",
+            "RQ jobs scheduled (retries waiting), started, or failed for good (kept for inspection)",
+            labels=["state"],
+        )
         for state, count in data["states"].items():
             jobs.add_metric([state], count)
         yield jobs

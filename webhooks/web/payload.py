@@ -177,8 +177,9 @@ _BY_MIMETYPE = {
 def query_fields(request: Request, charset: str) -> dict[str, str]:
     """The query string read with `charset` (`request.args` reads UTF-8); a repeated name keeps its last value."""
     try:
-        pairs = parse_qsl(request.query_string.decode("latin-1"), keep_blank_values=True, encoding=charset,
-                          errors="strict")
+        pairs = parse_qsl(
+            request.query_string.decode("latin-1"), keep_blank_values=True, encoding=charset, errors="strict"
+        )
     except UnicodeDecodeError as exc:
         raise BadPayload({"_query": [f"query string is not valid {charset}: {exc}"]}) from None
     return dict(pairs)

@@ -12,8 +12,9 @@ from webhooks.pipeline.queueing import Ingest, queue_for
 
 def connect(url: str) -> Redis:
     """A client that fails fast: a callback waiting on a dead Redis should get its 503 quickly."""
-    return Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30,
-                          retry=Retry(NoBackoff(), 1))
+    return Redis.from_url(
+        url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30, retry=Retry(NoBackoff(), 1)
+    )
 
 
 def init_app(app: Flask) -> None:

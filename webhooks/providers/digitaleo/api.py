@@ -39,9 +39,17 @@ class DigitaleoError(RuntimeError):
 
 def make_session(retries: int = 3, backoff: float = 0.5) -> requests.Session:
     """A Session retrying network errors and 5xx with exponential backoff (`backoff` × 2ⁿ s)."""
-    retry = Retry(total=retries, connect=retries, read=retries, status=retries, backoff_factor=backoff,
-                  status_forcelist=RETRY_STATUSES, allowed_methods=frozenset({"GET", "POST"}),
-                  raise_on_status=False, respect_retry_after_header=True)
+    retry = Retry(
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=retries,
+        backoff_factor=backoff,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=frozenset({"GET", "POST"}),
+        raise_on_status=False,
+        respect_retry_after_header=True,
+    )
     session = requests.Session()
     adapter = HTTPAdapter(max_retries=retry)
     session.mount("http://", adapter)
@@ -76,8 +84,9 @@ class DigitaleoClient:
         cached = self.redis.get(TOKEN_KEY)
         if cached:
             return cached.decode() if isinstance(cached, bytes) else cached
-        with self.redis.lock(TOKEN_LOCK, timeout=self.config.timeout * 4 + 10,
-                             blocking_timeout=self.config.timeout * 4 + 10):
+        with self.redis.lock(
+            TOKEN_LOCK, timeout=self.config.timeout * 4 + 10, blocking_timeout=self.config.timeout * 4 + 10
+        ):
             cached = self.redis.get(TOKEN_KEY)  # another worker may have fetched it while we waited
             if cached:
                 return cached.decode() if isinstance(cached, bytes) else cached
@@ -95,8 +104,11 @@ class DigitaleoClient:
     def _credentials(self) -> dict[str, str | None]:
         # Built inside the request call, so that no frame variable holds it: error reports
         # (Sentry) show frame variables, and scrub only those named like `token` or `secret`.
-        return {"grant_type": "client_credentials", "client_id": self.config.client_id,
-                "client_secret": self.config.client_secret}
+        return {
+            "grant_type": "client_credentials",
+            "client_id": self.config.client_id,
+            "client_secret": self.config.client_secret,
+        }
 
     @staticmethod
     def _token_answer(answer: Any) -> tuple[str, int]:
@@ -115,17 +127,24 @@ class DigitaleoClient:
         if cached is not None and (cached.decode() if isinstance(cached, bytes) else cached) == token:
             self.redis.delete(TOKEN_KEY)
 
-    def _send(self, method: str, url: str, token: str | None, credentials: bool = False,
-              **kwargs: Any) -> requests.Response:
+    def _send(
+        self, method: str, url: str, token: str | None, credentials: bool = False, **kwargs: Any
+    ) -> requests.Response:
         """One request (retried by the Session); the token and the credentials are built into it here."""
         endpoint = "token" if credentials else url.rstrip("/").rpartition("/")[2]
         try:
-            response = self.session.request(method, url, timeout=(self.config.timeout, self.config.timeout),
-                                            headers={"Authorization": f"Bearer {token}"} if token else None,
-                                            data=self._credentials() if credentials else None, **kwargs)
+            response = self.session.request(
+                method,
+                url,
+                timeout=(self.config.timeout, self.config.timeout),
+                headers={"Authorization": f"Bearer {token}"} if token else None,
+                data=self._credentials() if credentials else None,
+                **kwargs,
+            )
         except requests.RequestException as err:
-            metrics.api_call("digitaleo", endpoint, "timeout" if isinstance(err, requests.Timeout) else "error",
-                             self.redis)
+            metrics.api_call(
+                "digitaleo", endpoint, "timeout" if isinstance(err, requests.Timeout) else "error", self.redis
+            )
             # The exception text names the URL (no secret in it) and the cause.
             raise DigitaleoError(f"{method} {url} failed after retries: {type(err).__name__}: {err}") from None
         code = response.status_code
@@ -143,8 +162,10 @@ class DigitaleoClient:
         try:
             return response.json()
         except ValueError:
-            raise DigitaleoError(f"Digitaleo {what} answered {response.status_code} with a body that is "
-                                 f"not JSON: {self._clean(response.text[:100], token)!r}") from None
+            raise DigitaleoError(
+                f"Digitaleo {what} answered {response.status_code} with a body that is "
+                f"not JSON: {self._clean(response.text[:100], token)!r}"
+            ) from None
 
     def _clean(self, text: str, token: str | None) -> str:
         return redact(text, (token, self.config.client_secret))  # a tuple: never split on commas

@@ -44,8 +44,9 @@ class DigitaleoConfig:
         try:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(f"DIGITALEO_TIMEZONE must be an IANA zone such as 'Europe/Paris', "
-                              f"got {timezone!r}") from None
+            raise ConfigError(
+                f"DIGITALEO_TIMEZONE must be an IANA zone such as 'Europe/Paris', got {timezone!r}"
+            ) from None
         return cls(
             client_id=env.get("DIGITALEO_CLIENT_ID") or None,
             client_secret=env.get("DIGITALEO_CLIENT_SECRET") or None,

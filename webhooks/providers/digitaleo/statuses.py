@@ -85,19 +85,21 @@ def parse_record(record: Any, ctx: ParseContext, zone: tzinfo) -> list[Event]:
     phone = ctx.phone(record.get("recipient") if isinstance(record.get("recipient"), str) else None)
     description = record.get("description") if isinstance(record.get("description"), str) else None
     status = STATUSES.get(code, Status.UNKNOWN)
-    events = [Event(
-        provider=NAME,
-        kind=Kind.RECEIPT,
-        status=status,
-        final=code in FINAL_CODES,
-        message_id=sms_id,
-        recipient=phone,
-        provider_status=code,
-        description=description,
-        occurred_at=occurred_at,
-        received_at=ctx.received_at,
-        raw=dict(record),
-    )]
+    events = [
+        Event(
+            provider=NAME,
+            kind=Kind.RECEIPT,
+            status=status,
+            final=code in FINAL_CODES,
+            message_id=sms_id,
+            recipient=phone,
+            provider_status=code,
+            description=description,
+            occurred_at=occurred_at,
+            received_at=ctx.received_at,
+            raw=dict(record),
+        )
+    ]
     response = record.get("response")
     if code == "rep" and isinstance(response, str) and response.strip():
         # reply_event's id is the one the reply read from Digitaleo's response email gets too.

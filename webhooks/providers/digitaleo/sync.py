@@ -91,9 +91,13 @@ def record_ping(redis: Redis, queue: Queue, config: DigitaleoConfig, sms_id: str
 
 def schedule(queue: Queue, delay: int) -> None:
     """Enqueue one sync job in `delay` seconds (RQ's scheduler runs in every worker)."""
-    options: dict[str, Any] = dict(result_ttl=0, failure_ttl=FAILURE_TTL, job_timeout=SYNC_TIMEOUT,
-                                   retry=retry_policy(SYNC_RETRY),
-                                   description="digitaleo: read what the pings announced")
+    options: dict[str, Any] = dict(
+        result_ttl=0,
+        failure_ttl=FAILURE_TTL,
+        job_timeout=SYNC_TIMEOUT,
+        retry=retry_policy(SYNC_RETRY),
+        description="digitaleo: read what the pings announced",
+    )
     if delay > 0:
         queue.enqueue_in(timedelta(seconds=delay), "webhooks.pipeline.jobs.digitaleo_sync", **options)
     else:
@@ -115,21 +119,25 @@ def client_for(config: DigitaleoConfig, redis: Redis) -> DigitaleoClient:
     return DigitaleoClient(config, redis, _session)
 
 
-def run(redis: Redis, queue: Queue, settings: Settings, config: DigitaleoConfig,
-        client: DigitaleoClient | None = None) -> int:
+def run(
+    redis: Redis, queue: Queue, settings: Settings, config: DigitaleoConfig, client: DigitaleoClient | None = None
+) -> int:
     """One sync job: what the pings announced, read from the API and stored; returns events stored."""
     redis.delete(DUE)  # pings from now on schedule the next sync
     if not config.enabled:
-        log.error("Digitaleo pings arrive but DIGITALEO_CLIENT_ID / DIGITALEO_CLIENT_SECRET are not set: "
-                  "statuses cannot be read")
+        log.error(
+            "Digitaleo pings arrive but DIGITALEO_CLIENT_ID / DIGITALEO_CLIENT_SECRET are not set: "
+            "statuses cannot be read"
+        )
         return 0
     sync = _Sync(redis, queue, settings, config, client or client_for(config, redis))
     return sync.drain() if config.mode == "queue" else sync.look_up()
 
 
 class _Sync:
-    def __init__(self, redis: Redis, queue: Queue, settings: Settings, config: DigitaleoConfig,
-                 client: DigitaleoClient) -> None:
+    def __init__(
+        self, redis: Redis, queue: Queue, settings: Settings, config: DigitaleoConfig, client: DigitaleoClient
+    ) -> None:
         self.redis = redis
         self.queue = queue
         self.settings = settings
@@ -147,8 +155,9 @@ class _Sync:
         stored = 0
         try:
             for _ in range(MAX_PAGES):
-                page = self._records(self.client.get("status", {"action": "queue", "limit": PAGE,
-                                                                "properties": PROPERTIES}))
+                page = self._records(
+                    self.client.get("status", {"action": "queue", "limit": PAGE, "properties": PROPERTIES})
+                )
                 stored += self._store(self._events(page))
                 if len(page) < PAGE:
                     return stored
@@ -192,8 +201,11 @@ class _Sync:
         """Every status of these messages, page after page (1.2.1)."""
         found: list[Any] = []
         while True:
-            page = self._records(self.client.get("smsstatus", {"smsId": ",".join(ids), "limit": PAGE,
-                                                               "offset": len(found), "properties": PROPERTIES}))
+            page = self._records(
+                self.client.get(
+                    "smsstatus", {"smsId": ",".join(ids), "limit": PAGE, "offset": len(found), "properties": PROPERTIES}
+                )
+            )
             found.extend(page)
             if len(page) < PAGE:
                 return found
@@ -233,8 +245,11 @@ class _Sync:
             except RedisError as err:
                 if pause is None:
                     ids = sorted({e.message_id for e in events})
-                    log.error("Digitaleo statuses read but not stored (%s); read them again with "
-                              "/smsstatus for SMS ids %s", type(err).__name__, ",".join(ids))
+                    log.error(
+                        "Digitaleo statuses read but not stored (%s); read them again with /smsstatus for SMS ids %s",
+                        type(err).__name__,
+                        ",".join(ids),
+                    )
                     raise
                 time.sleep(pause)
         return 0
