@@ -35,7 +35,7 @@ RECEIPT = (
 
 def kinds_pattern(mix: tuple[int, int, int]) -> list[str]:
     """100 slots spread evenly (receipts, replies, pings by `mix` percent), not in blocks."""
-    weights = dict(zip(("receipt", "reply", "ping"), mix))
+    weights = dict(zip(("receipt", "reply", "ping"), mix, strict=True))
     slots, credit = [], dict.fromkeys(weights, 0.0)
     for _ in range(100):
         for kind, weight in weights.items():

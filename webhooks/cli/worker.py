@@ -76,7 +76,7 @@ def run(settings: Settings, burst: bool = False) -> int:
         raise HandlerError("no handler in HANDLERS can start: " + "; ".join(runtime.broken.values()))
     jobs.configure(runtime)
     log.info("handlers: %s", ", ".join(runtime.handlers) or "none")
-    for name, reason in runtime.broken.items():
+    for reason in runtime.broken.values():
         # The others run; this one's jobs fail with this reason, then reach the fallback
         # and the failed registry, from where `smshooks replay` delivers them once it is fixed.
         log.error("%s", reason)

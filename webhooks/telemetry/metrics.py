@@ -109,7 +109,7 @@ def counted_as(provider: str) -> Callable[[Callable[..., Response]], Callable[..
 
 def events_stored(events: Sequence[Any], stored: Sequence[bool]) -> None:
     """Count the events a callback stored (new ones only), by provider, kind and status."""
-    for event, new in zip(events, stored):
+    for event, new in zip(events, stored, strict=True):
         if new:
             _child(1, (event.provider, event.kind.value, event.status.value)).inc()
     g.smshooks_accepted = any(stored)

@@ -177,8 +177,8 @@ class _Sync:
             if not ids:
                 return stored
             final = self.redis.mget([FINAL_PREFIX + i for i in ids])
-            done = [i for i, f in zip(ids, final) if f]
-            ask = [i for i, f in zip(ids, final) if not f]
+            done = [i for i, f in zip(ids, final, strict=True) if f]
+            ask = [i for i, f in zip(ids, final, strict=True) if not f]
             if done:
                 self.redis.zrem(OPEN, *done)
             if ask:
