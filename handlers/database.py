@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import and_, create_engine, false, func, or_
+from sqlalchemy import Table, and_, create_engine, false, func, or_
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
@@ -17,7 +17,11 @@ from webhooks.events import STATUS_RANK, Event, Kind, Status
 from .base import Handler
 from .db_schema import sms_events, sms_messages
 
-_INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+# Each dialect's own insert, which has ON CONFLICT (the generic `sqlalchemy.insert` has not).
+_INSERT: dict[str, Callable[[Table], sqlite.Insert | postgresql.Insert]] = {
+    "sqlite": sqlite.insert,
+    "postgresql": postgresql.insert,
+}
 
 
 def make_engine(url: str) -> Engine:

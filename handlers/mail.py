@@ -94,6 +94,7 @@ def body_for(event: Event) -> str:
     lines = [f"{subject_for(event)} ({event.provider}).", ""]
     if event.kind is Kind.REPLY:
         lines += ["Reply text:", event.text or "(empty)", ""]
+    assert event.occurred_at is not None  # Event.__post_init__ defaults it to received_at
     for label, value in [
         ("Status", event.status.value),
         ("Provider", event.provider),

@@ -13,13 +13,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 SCRIPTS = Path(__file__).with_name("migrations")
 BASELINE = "0001"  # the schema smshooks 0.1 made with create_all
 
 
-def _config(connection) -> Config:  # type: ignore[no-untyped-def]
+def _config(connection: Connection) -> Config:
     config = Config()
     config.set_main_option("script_location", str(SCRIPTS))
     config.attributes["connection"] = connection

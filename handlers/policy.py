@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from webhooks.config import ConfigError, intervals_setting
@@ -58,7 +58,7 @@ class Policy:
     def select(self, events: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         return [e for e in events if self.wants(e)]
 
-    def jobs(self, events: list[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+    def jobs(self, events: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
         """The events this handler wants, cut into the jobs it is given."""
         wanted = self.select(events)
         size = self.max_batch or len(wanted) or 1

@@ -33,7 +33,7 @@ def escape(text: str) -> str:
 class _ShortRateLimitHandler(RateLimitErrorRetryHandler):
     """Retries a 429 after its Retry-After, unless that is longer than MAX_WAIT."""
 
-    def _can_retry(self, *, state, request, response=None, error=None) -> bool:  # type: ignore[no-untyped-def]
+    def _can_retry(self, *, state, request, response=None, error=None) -> bool:
         if not super()._can_retry(state=state, request=request, response=response, error=error):
             return False
         return _retry_after(response.headers) <= MAX_WAIT
@@ -87,6 +87,7 @@ def blocks_for(event: Event) -> list[dict[str, Any]]:
         # Escaped, and verbatim: the phone's words can neither break the message nor
         # become links or @channel mentions.
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}})
+    assert event.occurred_at is not None  # Event.__post_init__ defaults it to received_at
     blocks.append(
         {
             "type": "context",

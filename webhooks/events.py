@@ -85,8 +85,10 @@ def event_id_for(event: Event, *extra: str) -> str:
     """
     # An event built without a provider time has `occurred_at` defaulted to `received_at`
     # (__post_init__), so a caller adding `extra` after construction must not hash it.
-    has_provider_time = event.occurred_at is not None and event.occurred_at != event.received_at
-    provider_time = event.occurred_at.astimezone(timezone.utc).isoformat() if has_provider_time else ""
+    occurred = event.occurred_at
+    provider_time = (
+        occurred.astimezone(timezone.utc).isoformat() if occurred is not None and occurred != event.received_at else ""
+    )
     facts = [
         event.provider,
         event.kind.value,

@@ -7,7 +7,7 @@ from html import escape
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from redis.exceptions import RedisError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from webhooks.email.endpoint import handle_inbound_email
 from webhooks.pipeline.queueing import INBOX
@@ -33,12 +33,12 @@ class ResultCodeResponder(Responder):
     def _wants_json() -> bool:
         return request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
 
-    def ok(self, events, stored):  # type: ignore[no-untyped-def]
+    def ok(self, events, stored):
         if self._wants_json():
             return super().ok(events, stored, result=self.ok_code)
         return Response(f"<html><body><RESULT>{self.ok_code}</RESULT></body></html>", mimetype="text/html")
 
-    def error(self, status, message, fields=None):  # type: ignore[no-untyped-def]
+    def error(self, status, message, fields=None):
         if self._wants_json():
             return super().error(status, message, fields)
         detail = "; ".join(f"{k}: {', '.join(v)}" for k, v in (fields or {}).items())
@@ -127,7 +127,7 @@ def json_errors(app: Flask) -> None:
     def _http_error(err: HTTPException) -> Response:
         response = jsonify(error=err.description or err.name, status=err.code)
         response.status_code = err.code or 500
-        if err.code == 405 and err.valid_methods:
+        if isinstance(err, MethodNotAllowed) and err.valid_methods:
             response.headers["Allow"] = ", ".join(err.valid_methods)
         return response
 

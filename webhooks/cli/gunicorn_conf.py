@@ -27,7 +27,7 @@ errorlog = "-"
 _METRICS_PREFIX = "smshooks-metrics-"
 
 
-def on_starting(server):  # type: ignore[no-untyped-def]
+def on_starting(server):
     """A private folder unless the platform gives one, emptied: an earlier run's counts would add up."""
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Made here, not when this file is imported, so a gunicorn that never starts leaves none behind.
@@ -38,14 +38,14 @@ def on_starting(server):  # type: ignore[no-untyped-def]
         stale.unlink()
 
 
-def child_exit(server, worker):  # type: ignore[no-untyped-def]
+def child_exit(server, worker):
     """A dead worker's counters stay (totals never drop); its live gauges are removed."""
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
 
 
-def on_exit(server):  # type: ignore[no-untyped-def]
+def on_exit(server):
     path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR", ""))
     if path.name.startswith(_METRICS_PREFIX) and path.parent == Path(tempfile.gettempdir()):
         shutil.rmtree(path, ignore_errors=True)  # only the folder made above, never a given one

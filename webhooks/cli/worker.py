@@ -41,7 +41,7 @@ class Worker(SimpleWorker):
 
     stopping: threading.Event
 
-    def request_stop(self, signum, frame):  # type: ignore[no-untyped-def]
+    def request_stop(self, signum, frame):
         self.stopping.set()
         super().request_stop(signum, frame)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from urllib.parse import parse_qsl
 
 from flask import Response, current_app, request
@@ -115,10 +115,11 @@ def _form_fields(body: bytes, mimetype: str) -> dict[str, bytes]:
     if not form.is_multipart():
         raise BadPayload({"_body": ["multipart/form-data without a boundary or parts"]})
     for part in form.get_payload():
-        name = part.get_param("name", header="content-disposition")
-        value = part.get_payload(decode=True)
-        if isinstance(name, str) and isinstance(value, bytes):
-            fields.setdefault(name, value)
+        assert isinstance(part, Message), "a multipart message's payload is a list of parts"
+        part_name = part.get_param("name", header="content-disposition")
+        part_value = part.get_payload(decode=True)
+        if isinstance(part_name, str) and isinstance(part_value, bytes):
+            fields.setdefault(part_name, part_value)
     return fields
 
 

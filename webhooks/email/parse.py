@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+from datetime import datetime
 from email.message import Message
 
 from webhooks.events import Event, Kind, Status, event_id_for
@@ -177,7 +178,7 @@ def _digitaleo_reply(
     )
 
 
-def _date(message: Message):  # type: ignore[no-untyped-def]
+def _date(message: Message) -> datetime | None:
     """The Date header as an aware datetime, or None (then the event's time is when we received it)."""
     try:
         value = message.get("date")

@@ -55,6 +55,7 @@ def fallback_message(fallback: EmailHandler, job: Job, reason: str, secret: Secr
     for e in events:
         who = e.sender if e.kind.value == "reply" else e.recipient
         text = f" text={e.text!r}" if e.text is not None else ""
+        assert e.occurred_at is not None  # Event.__post_init__ defaults it to received_at
         lines.append(
             f"- {e.kind.value} {e.status.value} SMS {e.message_id} ({who or 'no number'}, "
             f"{e.provider}, {e.occurred_at.isoformat()}){text}"

@@ -104,6 +104,7 @@ def runtime() -> Runtime:
 def dispatch() -> int:
     """Move the inbox into one job per handler; see webhooks.pipeline.queueing."""
     job = get_current_job()
+    assert job is not None, "dispatch runs only as an RQ job"
     current = runtime()
     return dispatch_inbox(job.connection, queue_for(job.connection, job.origin), current.settings, current.policies)
 
@@ -138,6 +139,7 @@ def digitaleo_sync() -> int:
     from webhooks.providers.digitaleo import sync  # imported here: only Digitaleo users need requests loaded
 
     job = get_current_job()
+    assert job is not None, "digitaleo_sync runs only as an RQ job"
     current = runtime()
     return sync.run(job.connection, queue_for(job.connection, job.origin), current.settings, current.digitaleo)
 

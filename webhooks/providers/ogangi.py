@@ -117,7 +117,7 @@ def _load(message: Any, path: str) -> dict[str, Any]:
         return _MESSAGE.load(message)
     except ValidationError as err:
         raise ParseError(
-            {f"{path}{k}": (v if isinstance(v, list) else [str(v)]) for k, v in err.messages.items()}
+            {f"{path}{k}": (v if isinstance(v, list) else [str(v)]) for k, v in err.messages_dict.items()}
         ) from None
 
 

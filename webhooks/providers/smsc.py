@@ -145,7 +145,7 @@ def _load(schema: Schema, payload: Mapping[str, Any]) -> dict[str, Any]:
     try:
         return schema.load(payload)
     except ValidationError as err:
-        raise ParseError({k: (v if isinstance(v, list) else [str(v)]) for k, v in err.messages.items()}) from None
+        raise ParseError({k: (v if isinstance(v, list) else [str(v)]) for k, v in err.messages_dict.items()}) from None
 
 
 def parse_callback(

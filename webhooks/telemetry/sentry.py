@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from webhooks.config import Settings
 
 from .redaction import scrub_value, secrets_from_env
+
+if TYPE_CHECKING:
+    from sentry_sdk.integrations import Integration
+    from sentry_sdk.types import Event
 
 
 def init_sentry(settings: Settings, web: bool, env: Mapping[str, str] | None = None) -> bool:
@@ -20,16 +24,21 @@ def init_sentry(settings: Settings, web: bool, env: Mapping[str, str] | None = N
         return False
     import sentry_sdk
 
+    integration: type[Integration]
     if web:
-        from sentry_sdk.integrations.flask import FlaskIntegration as Integration
+        from sentry_sdk.integrations.flask import FlaskIntegration
+
+        integration = FlaskIntegration
     else:
-        from sentry_sdk.integrations.rq import RqIntegration as Integration
+        from sentry_sdk.integrations.rq import RqIntegration
+
+        integration = RqIntegration
     # Every secret in the environment, not only ours: a handler's SMTP password or API token too.
     env = os.environ if env is None else env
     secrets = secrets_from_env(env, settings.webhook_secrets)
     sentry_sdk.init(
         dsn=settings.sentry_dsn,
-        integrations=[Integration()],
+        integrations=[integration()],
         environment=env.get("SENTRY_ENVIRONMENT"),
         release=env.get("SENTRY_RELEASE") or env.get("SOURCE_VERSION"),
         send_default_pii=False,  # no IPs, cookies or headers such as Authorization
@@ -39,7 +48,7 @@ def init_sentry(settings: Settings, web: bool, env: Mapping[str, str] | None = N
     return True
 
 
-def _scrubbed_event(event: dict[str, Any], secrets: tuple[str, ...]) -> dict[str, Any]:
+def _scrubbed_event(event: Event, secrets: tuple[str, ...]) -> Event:
     """The event with webhooks.redaction's rules applied, and the RQ job id as a searchable tag."""
     job = (event.get("extra") or {}).get("rq-job")
     if isinstance(job, dict) and job.get("job_id"):

@@ -130,9 +130,9 @@ class RedisCollector:
         )
         for handler, values in sorted(per_handler.items()):
             cumulative, buckets = 0.0, []
-            for le in metrics.LATENCY_BUCKETS:
-                cumulative += values.get(repr(le), 0.0)
-                buckets.append((floatToGoString(le), cumulative))
+            for bound in metrics.LATENCY_BUCKETS:
+                cumulative += values.get(repr(bound), 0.0)
+                buckets.append((floatToGoString(bound), cumulative))
             histogram.add_metric([handler], buckets, sum_value=values.get("sum", 0.0))
         yield histogram
 

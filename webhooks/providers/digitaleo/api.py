@@ -168,4 +168,4 @@ class DigitaleoClient:
             ) from None
 
     def _clean(self, text: str, token: str | None) -> str:
-        return redact(text, (token, self.config.client_secret))  # a tuple: never split on commas
+        return redact(text, tuple(s for s in (token, self.config.client_secret) if s))  # a tuple: never split on commas

@@ -173,7 +173,9 @@ class _Sync:
         """Ask about the pending ids in batches; ids already final are never asked about."""
         stored = 0
         while True:
-            ids = sorted(_text(i) for i in self.redis.spop(PENDING, self.config.lookup_batch) or [])
+            popped = self.redis.spop(PENDING, self.config.lookup_batch)
+            assert not isinstance(popped, (bytes, str)), "SPOP with a count answers a list, never one member"
+            ids = sorted(_text(i) for i in popped or [])
             if not ids:
                 return stored
             final = self.redis.mget([FINAL_PREFIX + i for i in ids])
