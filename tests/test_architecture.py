@@ -101,3 +101,16 @@ def test_the_check_sees_an_upward_import():
     ]
     assert upward("webhooks.pipeline.queueing", "from webhooks.events import Event\nimport handlers.policy\n") == []
     assert layer("webhooks.newroom.module") == -1  # a new room must be given its layer here
+
+
+def test_tests_share_helpers_not_each_other():
+    # What several rooms' tests need lives in a helper module at the top of tests/ (processes.py,
+    # redoxygen_samples.py, ...), so a test module is never imported from another folder's tests.
+    found = []
+    for path in sorted(ROOT.glob("tests/**/test_*.py")):
+        here = module_name(path)
+        for target in imports(here, path.read_text()):
+            parts = target.split(".")
+            if parts[0] == "tests" and parts[-1].startswith("test_") and parts[:-1] != here.split(".")[:-1]:
+                found.append(f"{here} imports {target}")
+    assert found == []

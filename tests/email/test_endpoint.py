@@ -188,8 +188,8 @@ def test_deeply_nested_mime_is_kept_not_a_500(client, redis):
 
 
 def test_unknown_email_is_a_database_event_but_no_message(client, env):
-    from tests.cli.test_processes import rows
     from tests.conftest import run_worker
+    from tests.processes import rows
 
     assert client.post(f"/inbound/email{TOKEN}", data=UNKNOWN, content_type="message/rfc822").status_code == 200
     run_worker(env)

@@ -9,9 +9,9 @@ import subprocess
 import pytest
 
 from handlers.database import init_db
-from tests.cli.test_processes import rows, running
 from tests.conftest import SECRET, free_port, process_env, run_worker, venv_bin, wait_for
 from tests.email_samples import RECEIPT_FIELDS, REDOXYGEN_RECEIPT, redoxygen_reply_alternative
+from tests.processes import rows, running
 from tests.webhook_cases import JSON
 from webhooks import create_app
 from webhooks.config import ConfigError

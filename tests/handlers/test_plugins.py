@@ -11,9 +11,9 @@ import sys
 import pytest
 
 from handlers.database import init_db
-from tests.cli.test_processes import WORKER, rows, running
 from tests.conftest import ROOT, SECRET, process_env, venv_bin, wait_for
-from tests.providers.test_redoxygen import REPLY
+from tests.processes import WORKER, rows, running
+from tests.redoxygen_samples import REPLY
 from webhooks import create_app
 
 PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]

@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import SECRET, run_worker
 from tests.local_services import smtp_server
-from tests.providers.test_redoxygen import MESSAGE_1, REPLY
+from tests.redoxygen_samples import MESSAGE_1, REPLY
 from webhooks import create_app
 from webhooks.pipeline import jobs
 from webhooks.pipeline.queueing import dispatch_inbox, queue_for
@@ -31,7 +31,7 @@ def test_events_setting_gives_a_handler_only_what_it_wants(env, redis):
     run_worker(env)
     recorded = [i.decode() for i in redis.lrange("test:recorder", 0, -1)]
     assert len(recorded) == 2
-    from tests.cli.test_processes import rows
+    from tests.processes import rows
 
     kinds = dict(rows(env["DATABASE_URL"], "select event_id, status from sms_events"))
     assert len(kinds) == 3, "the database still gets everything"

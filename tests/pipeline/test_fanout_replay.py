@@ -7,10 +7,10 @@ import subprocess
 from rq.job import JobStatus
 
 from handlers.database import init_db
-from tests.cli.test_processes import WORKER, rows, running
 from tests.conftest import SECRET, process_env, venv_bin, wait_for
 from tests.local_services import slack_stand_in, smtp_server
-from tests.providers.test_redoxygen import MESSAGE_1
+from tests.processes import WORKER, rows, running
+from tests.redoxygen_samples import MESSAGE_1
 from webhooks import create_app
 from webhooks.pipeline.failures import failed
 from webhooks.pipeline.queueing import queue_for

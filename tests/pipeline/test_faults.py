@@ -13,7 +13,7 @@ from redis import Redis
 
 from bench.fault_scenarios import SCENARIOS, quick
 from tests.conftest import SECRET, run_worker
-from tests.providers.test_redoxygen import MESSAGE_1
+from tests.redoxygen_samples import MESSAGE_1
 from webhooks import create_app
 from webhooks.pipeline.handled import PREFIX
 from webhooks.pipeline.queueing import queue_for

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rq import Callback
 
-from tests.cli.test_processes import rows
 from tests.conftest import run_worker
+from tests.processes import rows
 from webhooks.events import EVENT_SCHEMA, Event, Kind, Status, utcnow
 from webhooks.pipeline.failures import failed, replay
 from webhooks.pipeline.queueing import queue_for

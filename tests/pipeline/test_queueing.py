@@ -8,7 +8,7 @@ import pytest
 from rq.registry import FailedJobRegistry
 
 from tests.conftest import SECRET, run_worker
-from tests.providers.test_redoxygen import MESSAGE_1, REPLY
+from tests.redoxygen_samples import MESSAGE_1, REPLY
 from webhooks import create_app
 from webhooks.config import Settings
 from webhooks.pipeline.queueing import DISPATCH_FLAG, INBOX, queue_for

@@ -277,8 +277,8 @@ def test_a_network_error_names_the_url_and_no_frame_holds_the_secret(env, redis,
 
 
 def test_real_worker_runs_the_sync_its_scheduler_holds_for_the_ping_delay(env, redis, api, sqlite_url):
-    from tests.cli.test_processes import WORKER, running
     from tests.conftest import process_env, wait_for
+    from tests.processes import WORKER, running
 
     full = {**env, **api.env(), "DIGITALEO_PING_DELAY": "1", "DIGITALEO_SAFETY_INTERVAL": "0"}
     web = create_app(full).test_client()
@@ -318,7 +318,7 @@ def test_safety_loop_schedules_a_sync_without_pings(env, redis, api):
 
 
 def test_api_calls_reach_metrics_by_endpoint_and_outcome(env, redis, api):
-    from tests.telemetry.test_metrics import scrape, value
+    from tests.scraping import scrape, value
 
     settings, config = settings_for(env, api)
     first = client(config, redis)

@@ -16,38 +16,18 @@ import time
 from pathlib import Path
 
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 
 from handlers.database import init_db
-from tests.cli.test_processes import WORKER, gunicorn, running, wait_until_up
 from tests.conftest import SECRET, free_port, process_env, run_worker, wait_for
-from tests.providers.test_redoxygen import MESSAGE_1, REPLY
+from tests.processes import WORKER, gunicorn, running, wait_until_up
+from tests.redoxygen_samples import MESSAGE_1, REPLY
+from tests.scraping import parse, scrape, value
 from webhooks import create_app
 from webhooks.pipeline.queueing import queue_for
 
 JSON = {"Accept": "application/json"}
 RECEIPT = f"/redoxygen/receipt?token={SECRET}"
-
-
-def parse(text: str) -> dict[tuple[str, frozenset], float]:
-    """Every sample of a scrape, keyed by (name, labels)."""
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def scrape(client) -> dict[tuple[str, frozenset], float]:
-    response = client.get(f"/metrics?token={SECRET}")
-    assert response.status_code == 200, response.data
-    assert response.mimetype == "text/plain"
-    return parse(response.get_data(as_text=True))
-
-
-def value(samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 def callbacks(samples, outcome: str, code: str, provider: str = "redoxygen") -> float:

@@ -9,7 +9,7 @@ import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from tests.conftest import ROOT, SECRET, process_env, unique, venv_bin, wait_for
-from tests.providers.test_redoxygen import REPLY
+from tests.redoxygen_samples import REPLY
 from webhooks import create_app
 
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import SECRET, free_port
-from tests.providers.test_redoxygen import REPLY
+from tests.redoxygen_samples import REPLY
 from webhooks import create_app
 from webhooks.config import ConfigError, Settings
 
