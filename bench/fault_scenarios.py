@@ -222,7 +222,7 @@ def redis_killed(opts: Options) -> Outcome:
     """2. Redis SIGKILLed under load and restarted: 503s meanwhile, nothing acknowledged lost."""
     seconds = max(opts.seconds, opts.redis_outage + 6)
     # Production JOB_TIMEOUT: a job whose handler returned while Redis was down waits (up to it)
-    # to record that before returning, so the outage must be shorter (webhooks.handled).
+    # to record that before returning, so the outage must be shorter (webhooks/pipeline/handled.py).
     # Slow counting jobs, and the kill lands while one runs: its handler returns during the outage.
     with Run(opts, "2-redis-killed", RETRY_INTERVALS="1,2,4", FAULT_HANDLER_DELAY="0.5") as run:
         sender = run.stack.send("steady", opts.rate, seconds, 2_000_000)

@@ -1,4 +1,4 @@
-"""The rules that keep secrets and phone numbers out of Sentry reports (webhooks.redaction)."""
+"""The rules that keep secrets and phone numbers out of Sentry reports (webhooks/telemetry/redaction.py)."""
 
 from __future__ import annotations
 

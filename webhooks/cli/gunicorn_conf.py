@@ -22,7 +22,7 @@ errorlog = "-"
 
 # /metrics sums the callback counters of every gunicorn worker: prometheus_client's
 # multiprocess mode keeps them in files in PROMETHEUS_MULTIPROC_DIR. It must be in the
-# environment before a worker first imports prometheus_client (webhooks.metrics imports it
+# environment before a worker first imports prometheus_client (webhooks.telemetry.metrics imports it
 # lazily for that reason: this file's package is imported before this file runs).
 _METRICS_PREFIX = "smshooks-metrics-"
 

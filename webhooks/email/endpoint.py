@@ -1,6 +1,6 @@
 """`POST /inbound/email`: a provider's email, raw or as an inbound-mail relay posts it, stored as events.
 
-The flow and error mapping are endpoint.handle_callback's (401, 413, 415, 400, 503 +
+The flow and error mapping are web/endpoint.py's handle_callback (401, 413, 415, 400, 503 +
 Retry-After, 200 once in Redis), with a larger size limit (INBOUND_EMAIL_MAX_BYTES,
 1 MiB by default) because emails carry headers, HTML and quoted text.
 

@@ -2,7 +2,7 @@
 
 It takes mail only for SMTPD_RECIPIENTS (550 at RCPT for anyone else), refuses messages over
 INBOUND_EMAIL_MAX_BYTES (advertised with SIZE; 552), parses each message with
-inbound_email.parse_email and stores the events with the same Lua ingest as the web
+email/parse.py's parse_email and stores the events with the same Lua ingest as the web
 endpoint. It answers 250 only once the events are in Redis; when Redis is down (or anything
 else goes wrong) it answers 451, a temporary failure, so the sending MTA keeps the message
 and tries again.

@@ -44,7 +44,7 @@ class Runtime:
         self.policies = policies or {}
         self.broken = broken or {}  # handler name -> why it could not be built
         self.fallback = fallback
-        # Every configured secret (redaction.secrets_from_env), kept out of fallback emails.
+        # Every configured secret (telemetry/redaction.py's secrets_from_env), kept out of fallback emails.
         self.secrets = secrets or settings.webhook_secrets
         self.digitaleo = digitaleo or DigitaleoConfig()  # the Digitaleo sync's API credentials and mode
 

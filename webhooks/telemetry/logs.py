@@ -17,7 +17,7 @@ def redact_logs(settings: Settings, env: Mapping[str, str] | None = None) -> Non
     """Remove every configured secret from every log record this process makes.
 
     The secrets are WEBHOOK_SECRET's (all of them) and those Sentry reports are scrubbed of
-    (redaction.secrets_from_env: API secrets, passwords in URLs, SLACK_WEBHOOK_URL, ...).
+    (`secrets_from_env`: API secrets, passwords in URLs, SLACK_WEBHOOK_URL, ...).
 
     A handler (often someone else's code) may put the secret in an exception message;
     RQ logs that traceback. Done in the record factory, so no handler or formatter,

@@ -162,7 +162,7 @@ def counted_handler_job(job_function: Callable[..., Any]) -> Callable[..., Any]:
             # RQ decides after this raises: with retries left it retries, otherwise the job fails for good.
             _record_job(handler_name, events, "retry" if job is not None and job.should_retry else "failure")
             raise
-        if result:  # 0: a re-run of a job already handled (webhooks.handled) did nothing to count
+        if result:  # 0: a re-run of a job already handled (pipeline/handled.py) did nothing to count
             _record_job(handler_name, events, "success")
         return result
 

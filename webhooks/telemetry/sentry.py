@@ -49,7 +49,7 @@ def init_sentry(settings: Settings, web: bool, env: Mapping[str, str] | None = N
 
 
 def _scrubbed_event(event: Event, secrets: tuple[str, ...]) -> Event:
-    """The event with webhooks.redaction's rules applied, and the RQ job id as a searchable tag."""
+    """The event with telemetry/redaction.py's rules applied, and the RQ job id as a searchable tag."""
     job = (event.get("extra") or {}).get("rq-job")
     if isinstance(job, dict) and job.get("job_id"):
         event.setdefault("tags", {})["job_id"] = job["job_id"]

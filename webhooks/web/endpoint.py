@@ -53,7 +53,7 @@ class Responder:
         )
 
     def refuse(self, settings: Settings, authorized: bool = False, action: str = "register the URL") -> Response | None:
-        """The answer to a caller webhooks.access.admit refuses (allow-list, secret, throttle), else None."""
+        """The answer to a caller access.admit refuses (allow-list, secret, throttle), else None."""
         refusal = admit(request, settings, authorized, action)
         if refusal is None:
             return None
@@ -71,7 +71,7 @@ def _log_unparsed(body: bytes, reason: str) -> None:
     """The raw request at debug level, so a new real-world shape can be added.
 
     The secret in it (the query's token, a ReplyURL) is removed by the log-record
-    factory that create_app installs (observability.redact_logs), as for every record.
+    factory that create_app installs (telemetry/logs.py's redact_logs), as for every record.
     """
     if log.isEnabledFor(logging.DEBUG):
         log.debug(
