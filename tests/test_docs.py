@@ -46,7 +46,12 @@ def test_readme_is_a_front_page():
 def test_every_module_is_in_the_architecture_doc():
     architecture = (DOCS / "architecture.md").read_text()
     modules = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("webhooks/**/*.py") if p.name != "__init__.py")
-    missing = [m for m in modules if m.removeprefix("webhooks/") not in architecture]
+    # Named as a path of its own (`web/endpoint.py`), not as the tail of another one (`config.py` of
+    # `providers/digitaleo/config.py`).
+    named = [
+        m for m in modules if re.search(rf"(?<![\w/.]){re.escape(m.removeprefix('webhooks/'))}(?!\w)", architecture)
+    ]
+    missing = sorted(set(modules) - set(named))
     assert not missing, f"modules docs/architecture.md does not describe: {missing}"
 
 

@@ -175,7 +175,7 @@ def run(env: dict[str, str]) -> int:
         env["REDIS_URL"] = f"unix://{sock}"
     # Everything that can be checked is checked before anything is started.
     settings = Settings.from_env(env)
-    DigitaleoConfig.from_env(env)
+    DigitaleoConfig.from_env(env)  # a bad DIGITALEO_* raises here, not in the worker once it runs
     check(settings.handlers)
     redis_cmd = redis_command(home, sock, env.get("REDIS_APPENDFSYNC")) if own_redis else []
     _check_port_free(env.get("HOST") or "0.0.0.0", int(env["PORT"]))

@@ -5,9 +5,8 @@
   provider data must keep its shape.
 - `scrub_value`: everything below, for Sentry reports, which need no phone number or credential.
 
-The rules of `scrub_value`, applied to every string in the event (message, exception values, stack-frame
-
-variables, breadcrumbs, extra, tags, request data; keys included):
+The rules of `scrub_value`, applied to every string in the event (message, exception values,
+stack-frame variables, breadcrumbs, extra, tags, request data; keys included):
 
 - every configured secret becomes `[secret]`: each of WEBHOOK_SECRET's secrets, the value of
   every environment variable whose name says it is secret (`*SECRET*`, `*PASSWORD*`,
