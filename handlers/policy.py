@@ -34,22 +34,34 @@ def _events(env: Mapping[str, str], key: str) -> frozenset[str] | None:
 
 @dataclasses.dataclass(frozen=True)
 class Policy:
-    """What one handler is given (`events`: None means everything), in jobs of at most `max_batch`, and its retries."""
+    """What one handler is given (`events`: None means everything), in jobs of at most `max_batch`, and its retries.
+
+    `lanes` names the handler's independent destinations (handlers.Handler.lanes): each gets
+    jobs of its own. `ordered` (handlers.Handler.ordered) keeps each message's events in order.
+    """
 
     name: str
     events: frozenset[str] | None
     retry_intervals: tuple[int, ...]
-    max_batch: int | None = None  # the handler class's (handlers.Handler.max_batch)
+    max_batch: int | None = None  # the handler's (handlers.Handler.max_batch)
+    lanes: tuple[str, ...] = ()  # the job names of its destinations; () means one, the name in HANDLERS
+    ordered: bool = False
 
     @classmethod
     def from_env(
-        cls, name: str, env: Mapping[str, str], default_intervals: tuple[int, ...], max_batch: int | None = None
+        cls,
+        name: str,
+        env: Mapping[str, str],
+        default_intervals: tuple[int, ...],
+        max_batch: int | None = None,
+        lanes: tuple[str, ...] = (),
+        ordered: bool = False,
     ) -> Policy:
         """Read `<NAME>_EVENTS` and `<NAME>_RETRY_INTERVALS`; ConfigError names a bad one."""
         prefix = env_prefix(name)
         intervals_key = f"{prefix}_RETRY_INTERVALS"
         intervals = intervals_setting(env, intervals_key, "1,2") if env.get(intervals_key) else default_intervals
-        return cls(name, _events(env, f"{prefix}_EVENTS"), intervals, max_batch)
+        return cls(name, _events(env, f"{prefix}_EVENTS"), intervals, max_batch, lanes, ordered)
 
     def wants(self, event: Mapping[str, Any]) -> bool:
         """Whether an event (in its wire form) is one this handler takes."""

@@ -70,6 +70,16 @@ def build_each(names: Sequence[str], env: Mapping[str, str]) -> tuple[dict[str, 
     return built, broken
 
 
+def lane_name(name: str, index: int) -> str:
+    """The job name of a handler's `index`-th destination (from 1): `forward`, `forward[2]`, ..."""
+    return name if index == 1 else f"{name}[{index}]"
+
+
+def lanes(name: str, handler: Handler) -> dict[str, Handler]:
+    """The handler's destinations by job name (Handler.lanes); most handlers have one, itself."""
+    return {lane_name(name, i): lane for i, lane in enumerate(handler.lanes(), start=1)}
+
+
 def env_name(name: str) -> str:
     """The name a handler's settings go by: its entry-point name, or the `name` of a `module:Class`."""
     if ":" not in name:

@@ -21,6 +21,8 @@ from handlers.mail import EmailHandler, one_line
 from webhooks.events import load_events
 from webhooks.telemetry.redaction import Secrets, scrub
 
+from . import gone
+
 log = logging.getLogger(__name__)
 
 # Handler jobs by the name RQ stores; "webhooks.jobs.handle" is how releases before the move named it.
@@ -138,10 +140,11 @@ def replay(queue: Queue, job_ids: Sequence[str] = (), handler: str | None = None
             jobs.append(job)
     else:
         jobs = _failed_handler_jobs(queue)
+    jobs = [job for job in jobs if handler is None or job.args[0] == handler]
+    # Replaying says the destinations are back: a lane marked gone (HTTP 410) is sent to again.
+    gone.clear(queue.connection, sorted({job.args[0] for job in jobs}))
     replayed = []
     for job in jobs:
-        if handler is not None and job.args[0] != handler:
-            continue
         job.retries_left = len(job.retry_intervals or [])  # a fresh round of backoff
         try:
             registry.requeue(job)

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from typing import Any
 
 import sentry_sdk
 from rq import get_current_job
 
-from handlers.base import Handler
+from handlers.base import DestinationGone, Handler, RetryLater
 from handlers.mail import EmailHandler
 from handlers.policy import Policy
-from handlers.registry import build_each, env_name
+from handlers.registry import build_each, env_name, lanes
 from webhooks.config import ConfigError, Settings
 from webhooks.events import load_events
 from webhooks.providers.digitaleo.config import DigitaleoConfig
 from webhooks.telemetry import metrics
 from webhooks.telemetry.redaction import secrets_from_env
 
+from . import gone, ordering
 from .failures import reason_of, send_fallback
 from .handled import already_handled, mark_handled
 from .queueing import dispatch_inbox, queue_for
@@ -53,17 +55,28 @@ class Runtime:
         """Build every handler that can be built; the others are reported in `broken`, by name."""
         env = dict(os.environ if env is None else env)
         settings = Settings.from_env(env)
-        handlers, broken = build_each(settings.handlers, env)
+        built, broken = build_each(settings.handlers, env)
+        handlers: dict[str, Handler] = {}
         policies = {}
         for name in settings.handlers:
+            handler = built.get(name)
+            destinations = lanes(name, handler) if handler is not None else {name: None}
             try:
                 policies[name] = Policy.from_env(
-                    env_name(name), env, settings.retry_intervals, getattr(handlers.get(name), "max_batch", None)
+                    env_name(name),
+                    env,
+                    settings.retry_intervals,
+                    getattr(handler, "max_batch", None),
+                    lanes=tuple(destinations) if len(destinations) > 1 else (),
+                    ordered=getattr(handler, "ordered", False),
                 )
             except ConfigError as err:
                 broken[name] = f"handler {name!r} cannot start: {err}"
-                if name in handlers:
-                    handlers.pop(name).close()
+                for lane in destinations.values():
+                    if lane is not None:
+                        lane.close()
+                continue
+            handlers.update({lane: h for lane, h in destinations.items() if h is not None})
         fallback = None
         if env.get("FALLBACK_EMAIL_TO"):
             try:
@@ -83,6 +96,14 @@ class Runtime:
     def close(self) -> None:
         for handler in self.handlers.values():
             handler.close()
+
+    def policy_for(self, job_name: str) -> Policy | None:
+        """The policy of the handler a job (of any of its lanes) belongs to."""
+        return self.policies.get(job_name) or self.policies.get(job_name.partition("[")[0])
+
+    def broken_reason(self, job_name: str) -> str | None:
+        """Why a handler (or one of its lanes, `name[2]`) could not start, if it could not."""
+        return self.broken.get(job_name) or self.broken.get(job_name.partition("[")[0])
 
 
 _runtime: Runtime | None = None
@@ -120,18 +141,55 @@ def handle(handler_name: str, events: list[dict[str, Any]]) -> int:
     handler = current.handlers.get(handler_name)
     if handler is None:
         raise LookupError(
-            current.broken.get(handler_name) or f"handler {handler_name!r} is not enabled in this worker's HANDLERS"
+            current.broken_reason(handler_name) or f"handler {handler_name!r} is not enabled in this worker's HANDLERS"
         )
     # The current scope is the one the RQ integration opens per job: the tag names the failing handler.
     sentry_sdk.get_current_scope().set_tag("handler", handler_name)
-    if job is not None and already_handled(job.connection, job.id):
+    if job is None:  # called directly (tests, tools): no retries, marks or order to keep
+        handler.handle_batch(load_events(events))
+        return len(events)
+    if already_handled(job.connection, job.id):
         log.info("%s: job %s ran to the end before; not handling its events again", handler_name, job.id)
+        _release_order(current, handler_name, events, job)
         return 0
-    handler.handle_batch(load_events(events))
-    if job is not None:  # see pipeline/handled.py: RQ may run a finished job again
-        mark_handled(job.connection, job.id, wait=runtime().settings.job_timeout)
+    why_gone = gone.reason(job.connection, handler_name, handler.destination)
+    if why_gone:
+        job.retries_left = 0  # the failed registry keeps it for `smshooks replay`
+        raise gone.StillGone(f"not sent: {handler.destination} is gone: {why_gone}")
+    try:
+        handler.handle_batch(load_events(events))
+    except RetryLater as exc:
+        _not_before(job, exc.seconds)
+        raise
+    except DestinationGone as exc:
+        job.retries_left = 0
+        gone.mark(job.connection, handler_name, handler.destination, str(exc))
+        log.error("%s: %s; nothing more is sent to it until `smshooks replay`", handler_name, exc)
+        raise
+    # See pipeline/handled.py: RQ may run a finished job again.
+    mark_handled(job.connection, job.id, wait=current.settings.job_timeout)
+    _release_order(current, handler_name, events, job)
     log.info("%s handled %d event(s)", handler_name, len(events))
     return len(events)
+
+
+MAX_RETRY_AFTER = 3600  # seconds; a longer Retry-After is taken as an hour
+
+
+def _not_before(job: Any, seconds: float) -> None:
+    """Make RQ's next retry of this job wait at least `seconds` (a 429's or 503's Retry-After)."""
+    if not job.should_retry:
+        return
+    intervals = list(job.retry_intervals or [0])
+    index = max(len(intervals) - job.retries_left, 0)  # the one RQ's Job.get_retry_interval picks
+    intervals[index] = max(intervals[index], math.ceil(min(seconds, MAX_RETRY_AFTER)))
+    job.retry_intervals = intervals
+
+
+def _release_order(current: Runtime, handler_name: str, events: list[dict[str, Any]], job: Any) -> None:
+    policy = current.policy_for(handler_name)
+    if policy is not None and policy.ordered:
+        ordering.release(job.connection, handler_name, events, job.id)
 
 
 def digitaleo_sync() -> int:
@@ -149,5 +207,10 @@ def handler_failed(job: Any, connection: Any, exc_type: Any, exc_value: Any, _tr
     if job.should_retry:  # RQ's own test (metrics.counted_handler_job uses it too): it retries the job
         return  # the fallback is for events that will not be delivered
     current = runtime()
+    _release_order(current, job.args[0], job.args[1], job)
+    if exc_type is not None and issubclass(exc_type, gone.StillGone):
+        # Its destination's 410 was mailed once, by the job that met it; this one waits for a replay.
+        log.warning("handler job %s not sent (%s); it waits in the failed registry", job.id, exc_value)
+        return
     # Every configured secret, not only WEBHOOK_SECRET: a Slack error may quote SLACK_WEBHOOK_URL.
     send_fallback(current.fallback, job, reason_of(exc_type, exc_value), current.secrets)

@@ -26,15 +26,18 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from redis import Redis
 from redis.exceptions import LockNotOwnedError
 from rq import Callback, Queue, Retry
+from rq.job import Dependency
 from rq.serializers import JSONSerializer
 
 from webhooks.config import Settings
 from webhooks.events import EVENT_SCHEMA, Event
+
+from . import ordering
 
 if TYPE_CHECKING:
     from handlers.policy import Policy
@@ -122,20 +125,45 @@ def retry_policy(intervals: Sequence[int]) -> Retry | None:
     return Retry(max=len(intervals), interval=list(intervals)) if intervals else None
 
 
-def _jobs(
-    settings: Settings, policies: Mapping[str, Policy], events: list[dict[str, Any]]
-) -> Iterator[tuple[str, list[Any], tuple[int, ...]]]:
-    """(handler, its events, its retry intervals) for every job a batch makes.
+class _Planned(NamedTuple):
+    name: str  # the handler's job name (a lane: `forward`, `forward[2]`)
+    events: list[Any]
+    intervals: tuple[int, ...]
+    ordered: bool
+
+
+def _jobs(settings: Settings, policies: Mapping[str, Policy], events: list[dict[str, Any]]) -> Iterator[_Planned]:
+    """Every job a batch makes: per handler, per lane, the chunks of the events it wants.
 
     Without a policy a handler gets the whole batch and RETRY_INTERVALS.
     """
     for name in settings.handlers:
         policy = policies.get(name)
         if policy is None:
-            yield name, events, settings.retry_intervals
-        else:
-            for chunk in policy.jobs(events):
-                yield name, chunk, policy.retry_intervals
+            yield _Planned(name, events, settings.retry_intervals, False)
+            continue
+        chunks = policy.jobs(events)
+        for lane in policy.lanes or (name,):
+            for chunk in chunks:
+                yield _Planned(lane, chunk, policy.retry_intervals, policy.ordered)
+
+
+def _enqueue(queue: Queue, settings: Settings, job: _Planned, job_id: str, **options: Any) -> None:
+    queue.enqueue(
+        "webhooks.pipeline.jobs.handle",
+        job.name,
+        job.events,
+        job_id=job_id,
+        description=f"{job.name}: {len(job.events)} event(s)",
+        retry=retry_policy(job.intervals),
+        on_failure=Callback("webhooks.pipeline.jobs.handler_failed"),
+        # A worker killed mid-job leaves it "started"; RQ retries it once
+        # job_timeout + 60 s have passed, so the timeout also bounds that delay.
+        job_timeout=settings.job_timeout,
+        result_ttl=RESULT_TTL,
+        failure_ttl=FAILURE_TTL,
+        **options,
+    )
 
 
 def dispatch_inbox(redis: Redis, queue: Queue, settings: Settings, policies: Mapping[str, Policy] | None = None) -> int:
@@ -161,28 +189,32 @@ def dispatch_inbox(redis: Redis, queue: Queue, settings: Settings, policies: Map
             if not batch:
                 return moved
             events = [json.loads(item) for item in batch]
+            planned = list(_jobs(settings, policies or {}, events))
+            keys = {i: ordering.marks(job.name, job.events) for i, job in enumerate(planned) if job.ordered}
+            sequencer = ordering.Sequencer(redis, [k for ks in keys.values() for k in ks]) if keys else None
+            waiting: list[tuple[_Planned, str, list[str]]] = []
             with redis.pipeline(transaction=True) as pipe:
-                for name, wanted, intervals in _jobs(settings, policies or {}, events):
-                    job_id = handler_job_id(name, [e["event_id"] for e in wanted])
+                for i, job in enumerate(planned):
+                    job_id = handler_job_id(job.name, [e["event_id"] for e in job.events])
+                    after = sequencer.after(job_id, keys[i]) if sequencer is not None and i in keys else []
                     # RQ's unique=True cannot join a MULTI/EXEC; under the dispatch lock, only
                     # this code creates handler jobs, so checking first is just as safe.
                     if queue.job_class.exists(job_id, connection=redis):
                         continue
-                    queue.enqueue(
-                        "webhooks.pipeline.jobs.handle",
-                        name,
-                        wanted,
-                        job_id=job_id,
-                        description=f"{name}: {len(wanted)} event(s)",
-                        retry=retry_policy(intervals),
-                        on_failure=Callback("webhooks.pipeline.jobs.handler_failed"),
-                        # A worker killed mid-job leaves it "started"; RQ retries it once
-                        # job_timeout + 60 s have passed, so the timeout also bounds that delay.
-                        job_timeout=settings.job_timeout,
-                        result_ttl=RESULT_TTL,
-                        failure_ttl=FAILURE_TTL,
-                        pipeline=pipe,
-                    )
-                pipe.ltrim(INBOX, len(batch), -1)
+                    if i in keys:
+                        ordering.record(pipe, keys[i], job_id)
+                    if after:
+                        waiting.append((job, job_id, after))  # enqueued below, once what it waits for exists
+                    else:
+                        _enqueue(queue, settings, job, job_id, pipeline=pipe)
+                if not waiting:
+                    pipe.ltrim(INBOX, len(batch), -1)
                 pipe.execute()
+            if waiting:
+                # RQ makes a job that depends on unfinished ones "deferred" (WATCHing them, so one
+                # finishing meanwhile is seen): that cannot share the transaction above. If this
+                # dies half-way, the inbox was not trimmed and the next dispatch makes what is missing.
+                for job, job_id, after in waiting:
+                    _enqueue(queue, settings, job, job_id, depends_on=Dependency(jobs=after, allow_failure=True))
+                redis.ltrim(INBOX, len(batch), -1)
             moved += len(batch)

@@ -42,10 +42,16 @@ def init_sentry(settings: Settings, web: bool, env: Mapping[str, str] | None = N
         environment=env.get("SENTRY_ENVIRONMENT"),
         release=env.get("SENTRY_RELEASE") or env.get("SOURCE_VERSION"),
         send_default_pii=False,  # no IPs, cookies or headers such as Authorization
-        before_send=lambda event, _hint: _scrubbed_event(event, secrets),
+        before_send=lambda event, hint: None if _already_reported(hint) else _scrubbed_event(event, secrets),
         before_breadcrumb=lambda crumb, _hint: scrub_value(crumb, secrets),
     )
     return True
+
+
+def _already_reported(hint: Mapping[str, object]) -> bool:
+    """An exception that says it was reported before (pipeline/gone.py's StillGone) is not sent again."""
+    exc_info = hint.get("exc_info")
+    return isinstance(exc_info, tuple) and len(exc_info) > 1 and getattr(exc_info[1], "already_reported", False)
 
 
 def _scrubbed_event(event: Event, secrets: tuple[str, ...]) -> Event:
