@@ -8,7 +8,8 @@ with the base64-decoded part of `whsec_...`, of `<webhook-id>.<webhook-timestamp
 timestamp more than five minutes from now is refused. A request that fails is answered 401
 and recorded as refused.
 
-`script` holds answers to give first, as (status, headers); then `default` answers. `stop()`
+`script` holds answers to give first, as (status, headers), and `script_for` such answers for
+the deliveries of one message; then `default` answers. `stop()`
 and `start()` take it off and back onto the same port (connection refused meanwhile).
 """
 
@@ -69,6 +70,8 @@ class Receiver:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/hooks/smshooks"
         self.script: list[tuple[int, dict[str, str]]] = []
+        # Answers for deliveries of one message (its first event's message_id), before `script`.
+        self.script_for: dict[str, list[tuple[int, dict[str, str]]]] = {}
         self.default = 200
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
@@ -89,8 +92,10 @@ class Receiver:
                     status, headers, record["refused"] = 401, {}, str(err)
                 else:
                     record["body"] = json.loads(body)
+                    first = record["body"][0] if isinstance(record["body"], list) else record["body"]
                     with receiver.lock:
-                        status, headers = receiver.script.pop(0) if receiver.script else (receiver.default, {})
+                        script = receiver.script_for.get(first.get("message_id")) or receiver.script
+                        status, headers = script.pop(0) if script else (receiver.default, {})
                 record["status"] = status
                 with receiver.lock:
                     receiver.requests.append(record)

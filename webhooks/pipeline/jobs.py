@@ -169,7 +169,6 @@ def handle(handler_name: str, events: list[dict[str, Any]]) -> int:
     # See pipeline/handled.py: RQ may run a finished job again.
     mark_handled(job.connection, job.id, wait=current.settings.job_timeout)
     _release_order(current, handler_name, events, job)
-    log.info("%s handled %d event(s)", handler_name, len(events))
     return len(events)
 
 
@@ -182,7 +181,8 @@ def _not_before(job: Any, seconds: float) -> None:
         return
     intervals = list(job.retry_intervals or [0])
     index = max(len(intervals) - job.retries_left, 0)  # the one RQ's Job.get_retry_interval picks
-    intervals[index] = max(intervals[index], math.ceil(min(seconds, MAX_RETRY_AFTER)))
+    # RQ keeps a scheduled time in whole seconds, cut down: one more second so it never comes early.
+    intervals[index] = max(intervals[index], math.ceil(min(seconds, MAX_RETRY_AFTER)) + 1)
     job.retry_intervals = intervals
 
 

@@ -194,6 +194,7 @@ def dispatch_inbox(redis: Redis, queue: Queue, settings: Settings, policies: Map
             sequencer = ordering.Sequencer(redis, [k for ks in keys.values() for k in ks]) if keys else None
             waiting: list[tuple[_Planned, str, list[str]]] = []
             with redis.pipeline(transaction=True) as pipe:
+                pipe.multi()  # explicitly: RQ's enqueue would start it only at its own first command
                 for i, job in enumerate(planned):
                     job_id = handler_job_id(job.name, [e["event_id"] for e in job.events])
                     after = sequencer.after(job_id, keys[i]) if sequencer is not None and i in keys else []

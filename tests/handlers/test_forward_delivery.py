@@ -1,0 +1,151 @@
+"""The forward handler end to end: callbacks in, a real `smshooks worker`, real receivers verifying every request."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from contextlib import contextmanager
+
+import requests
+
+from tests.conftest import SECRET, free_port, process_env, venv_bin, wait_for
+from tests.local_services import smtp_server
+from tests.processes import WORKER, gunicorn, running, wait_until_up
+from tests.redoxygen_samples import REPLY
+from tests.webhook_receiver import Receiver, receiver
+from webhooks import create_app
+
+SIGNING = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+TOKEN = f"?token={SECRET}"
+
+
+def receipt(sms_id: int, result: str = "0000") -> dict:
+    message = {"SMSId": sms_id, "DestTn": "+61409000001", "Result": result, "Timestamp": "2026-12-01T10:00:00Z"}
+    return {"Messages": {"Count": 1, "1": message}}
+
+
+def reply(sms_id: int, text: str) -> dict:
+    return {**REPLY, "SmsId": str(sms_id), "EmailId": f"e{sms_id}-{text}", "ReplyText": text}
+
+
+def settings(redis_server, sqlite_url, urls: str, **extra: str) -> dict[str, str]:
+    return {
+        "REDIS_URL": redis_server.url,
+        "DATABASE_URL": sqlite_url,
+        "WEBHOOK_SECRET": SECRET,
+        "HANDLERS": "forward",
+        "FORWARD_URL": urls,
+        "FORWARD_SECRET": SIGNING,
+        "FORWARD_RETRY_INTERVALS": "1,1,1,1,1",
+        **extra,
+    }
+
+
+@contextmanager
+def worker(env: dict[str, str]):
+    """A real `smshooks worker`, and the web app's own code (Flask's test client) to post callbacks with."""
+    with running(WORKER, env=process_env(env)) as procs:
+        yield create_app(env).test_client(), procs[0]
+
+
+def test_each_event_arrives_once_signed_and_in_order_per_message(redis, redis_server, sqlite_url):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with receiver(SIGNING) as r:
+        r.script_for["501"] = [(500, {})] * 3  # 501's first delivery fails three times, then succeeds
+        env = process_env(settings(redis_server, sqlite_url, r.url))
+        with running(gunicorn(port), WORKER, env=env) as procs:
+            wait_until_up(base, procs)
+            assert requests.post(f"{base}/redoxygen/receipt{TOKEN}", json=receipt(501), timeout=5).ok
+            wait_for(lambda: r.requests, timeout=20)  # 501's delivery has failed once: it is being retried
+            # Message 501's reply must wait for its receipt; message 502 need not.
+            assert requests.post(f"{base}/redoxygen/reply{TOKEN}", data=reply(501, "YES"), timeout=5).ok
+            assert requests.post(f"{base}/redoxygen/receipt{TOKEN}", json=receipt(502, "2015"), timeout=5).ok
+            wait_for(lambda: len(r.events()) == 3, timeout=30)
+            time.sleep(1.5)  # nothing more comes
+    assert not r.refused()
+    arrived = [(e["message_id"], e["kind"], e["status"]) for e in r.events()]
+    assert sorted(arrived) == [
+        ("501", "receipt", "delivered"),
+        ("501", "reply", "received"),
+        ("502", "receipt", "failed"),
+    ]
+    assert arrived.index(("501", "receipt", "delivered")) < arrived.index(("501", "reply", "received"))
+    assert arrived[0] == ("502", "receipt", "failed")  # it did not wait behind 501's retries
+    assert len({e["event_id"] for e in r.events()}) == 3
+    # The failed attempts and the one that got through are one delivery: one webhook-id.
+    first = [x for x in r.requests if x["body"]["message_id"] == "501" and x["body"]["kind"] == "receipt"]
+    assert [x["status"] for x in first] == [500, 500, 500, 200]
+    assert len({x["id"] for x in first}) == 1
+    assert len({x["id"] for x in r.accepted()}) == 3
+
+
+def test_429_with_retry_after_is_retried_no_sooner(redis, redis_server, sqlite_url):
+    with receiver(SIGNING) as r:
+        r.script = [(429, {"Retry-After": "2"})]
+        with worker(settings(redis_server, sqlite_url, r.url)) as (client, _):
+            assert client.post(f"/redoxygen/receipt{TOKEN}", json=receipt(601)).status_code == 200
+            wait_for(lambda: r.accepted(), timeout=30)
+    first, second = r.requests
+    assert (first["status"], second["status"]) == (429, 200) and first["id"] == second["id"]
+    # FORWARD_RETRY_INTERVALS says 1 s; the receiver asked for 2. RQ's scheduler polls each second.
+    assert 2.0 <= second["at"] - first["at"] < 6.0
+
+
+def test_410_stops_deliveries_to_that_url_names_it_and_a_replay_delivers_later(redis, redis_server, sqlite_url):
+    with receiver(SIGNING) as r, smtp_server() as (sink, smtp_url):
+        r.script = [(410, {})]
+        env = settings(redis_server, sqlite_url, r.url, FALLBACK_EMAIL_TO="ops@example.com", SMTP_URL=smtp_url)
+        with worker(env) as (client, _):
+            client.post(f"/redoxygen/receipt{TOKEN}", json=receipt(701))
+            wait_for(lambda: sink.messages, timeout=30)
+            client.post(f"/redoxygen/receipt{TOKEN}", json=receipt(702))
+            client.post(f"/redoxygen/reply{TOKEN}", data=reply(702, "STOP"))
+            failed = wait_for(lambda: _failed(env).count("  handler: forward\n") == 3 and _failed(env), timeout=30)
+            assert len(r.requests) == 1  # only the one that answered 410: nothing was sent after it
+            assert "gone" in failed
+            time.sleep(1)
+            assert len(sink.messages) == 1  # said once, loudly; not once per event held back
+            _, mail = sink.messages[0]
+            assert r.url in mail.get_body().get_content() and r.url in mail["Subject"]
+            assert SIGNING.removeprefix("whsec_") not in mail.as_string()
+            # The receiver is back: a replay clears the mark and delivers what waited, once each.
+            command = [venv_bin("smshooks"), "replay", "--all"]
+            replay = subprocess.run(command, env=process_env(env), capture_output=True, text=True, timeout=30)
+            assert replay.returncode == 0, replay.stderr
+            wait_for(lambda: len(r.events()) == 3, timeout=30)
+            time.sleep(1)
+    ids = sorted(e["message_id"] + e["kind"] for e in r.events())
+    assert ids == ["701receipt", "702receipt", "702reply"]
+
+
+def _failed(env: dict[str, str]) -> str:
+    command = [venv_bin("smshooks"), "failed"]
+    return subprocess.run(command, env=process_env(env), capture_output=True, text=True, timeout=30).stdout
+
+
+def test_two_urls_one_down_the_other_keeps_receiving(redis, redis_server, sqlite_url):
+    up = Receiver(SIGNING)
+    down = Receiver(SIGNING)  # not started: connections to it are refused
+    up.start()
+    try:
+        env = settings(redis_server, sqlite_url, f"{up.url},{down.url}", FORWARD_RETRY_INTERVALS="1,2,2,4,4,4,4,4,4")
+        with worker(env) as (client, _):
+            sent_at = []
+            for n in range(8):
+                client.post(f"/redoxygen/receipt{TOKEN}", json=receipt(800 + n))
+                sent_at.append(time.monotonic())
+                time.sleep(1)
+            # While the second URL was down, the first got every event within a few seconds of it.
+            assert len(up.events()) >= 7
+            assert all(up.accepted()[i]["at"] - sent_at[i] < 4 for i in range(7))
+            down.start()
+            wait_for(lambda: len(down.events()) == 8, timeout=40)
+            wait_for(lambda: len(up.events()) == 8, timeout=10)
+            time.sleep(1)
+    finally:
+        up.stop()
+        down.stop()
+    for got in (up, down):
+        assert sorted(e["message_id"] for e in got.events()) == [str(800 + n) for n in range(8)]
+        assert not got.refused()
