@@ -149,3 +149,29 @@ def test_two_urls_one_down_the_other_keeps_receiving(redis, redis_server, sqlite
     for got in (up, down):
         assert sorted(e["message_id"] for e in got.events()) == [str(800 + n) for n in range(8)]
         assert not got.refused()
+
+
+def test_a_gone_receiver_is_reported_to_sentry_once_without_the_secret(redis, redis_server, sqlite_url):
+    from tests.sentry_stand_in import error_events, sentry_stand_in
+
+    server, dsn = sentry_stand_in()
+    try:
+        with receiver(SIGNING) as r:
+            r.default = 410
+            env = settings(redis_server, sqlite_url, r.url + "?key=query-token-123", SENTRY_DSN=dsn)
+            client = create_app(env).test_client()
+            for n in range(3):
+                client.post(f"/redoxygen/receipt{TOKEN}", json=receipt(900 + n))
+            result = subprocess.run(
+                [venv_bin("smshooks"), "worker", "--burst"], env=process_env(env), timeout=60, capture_output=True
+            )
+            assert result.returncode == 0, result.stderr[-2000:]
+        wait_for(error_events, timeout=10)
+        time.sleep(1)
+    finally:
+        server.shutdown()
+    reports = error_events()
+    assert len(r.requests) == 1 and len(reports) == 1  # the 410, once; the two held back are not reported
+    assert b"answered 410 Gone" in reports[0] and r.url.encode() in reports[0]
+    for secret in (SIGNING, SIGNING.removeprefix("whsec_"), "query-token-123", SECRET):
+        assert secret.encode() not in reports[0], secret

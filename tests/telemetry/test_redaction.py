@@ -89,3 +89,13 @@ def test_logs_lose_every_configured_secret_not_only_the_webhook_secret(env, capl
     text = caplog.text
     assert "s3cr3tS1ackP4th" not in text and "Sm7pPassw0rd" not in text
     assert "[secret]" in text and "posting to" in text
+
+
+def test_a_url_settings_query_credentials_are_secrets_but_not_its_other_values():
+    from webhooks.telemetry.redaction import secrets_from_env
+
+    env = {
+        "FORWARD_URL": "https://crm.example/in?key=k-123456789,https://b.example/x?token=t-987654321&tenant=acme-corp",
+        "DATABASE_URL": "postgresql://app:db-pw-123456@db/app?sslmode=require",
+    }
+    assert set(secrets_from_env(env)) == {"k-123456789", "t-987654321", "db-pw-123456"}

@@ -3,47 +3,16 @@
 from __future__ import annotations
 
 import base64
-import gzip
-import threading
-import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from tests.conftest import ROOT, SECRET, process_env, unique, venv_bin, wait_for
 from tests.redoxygen_samples import REPLY
+from tests.sentry_stand_in import SentryStandIn, error_events, sentry_stand_in
 from webhooks import create_app
 
 
-class SentryStandIn(BaseHTTPRequestHandler):
-    """Sentry's ingest endpoint (`/api/<project>/envelope/`): keeps every body it gets."""
-
-    received: list[bytes] = []
-
-    def do_POST(self):  # noqa: N802
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        encoding = self.headers.get("Content-Encoding", "")
-        if encoding == "gzip":
-            body = gzip.decompress(body)
-        elif encoding == "deflate":
-            body = zlib.decompress(body)
-        elif encoding == "br":
-            import brotli  # only if the SDK chose it
-
-            body = brotli.decompress(body)
-        self.received.append(body)
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"{}")
-
-    def log_message(self, *args):
-        pass
-
-
 def test_failing_handler_is_reported_without_the_secret(env, redis):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), SentryStandIn)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    SentryStandIn.received = []
+    server, dsn = sentry_stand_in()
     try:
-        dsn = f"http://publickey@127.0.0.1:{server.server_port}/1"
         client = create_app(env).test_client()
         assert client.post(f"/redoxygen/reply?token={SECRET}", data=REPLY).status_code == 200
         worker_env = process_env(
@@ -78,18 +47,6 @@ def test_failing_handler_is_reported_without_the_secret(env, redis):
 
 
 SMTP_PASSWORD = "smtp-Pa55word-for-tests"
-
-
-def sentry_stand_in():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), SentryStandIn)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    SentryStandIn.received = []
-    return server, f"http://publickey@127.0.0.1:{server.server_port}/1"
-
-
-def error_events() -> list[bytes]:
-    """The envelopes that carry an error event (not sessions or transactions)."""
-    return [body for body in SentryStandIn.received if b'"exception"' in body]
 
 
 def test_final_failure_is_reported_once_with_job_context_and_nothing_secret(env, redis):

@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from webhooks.config import split_secrets
 
@@ -55,6 +55,26 @@ PHONE = re.compile(r"(?<![\w.+-])(?P<plus>\+?)(?P<digits>[0-9]{8,15})(?![\w-]|\.
 PHONE_KEY = re.compile(r"phone|msisdn|recipient|sender|desttn|mobile|^to$|^from$", re.IGNORECASE)
 
 
+QUERY_CREDENTIAL = re.compile(r"^(?:key|sig|signature|auth|code)$", re.IGNORECASE)
+
+
+def _url_credentials(value: str) -> set[str]:
+    """The secrets a URL setting carries: its password, and query values named like credentials (`?key=`)."""
+    found: set[str] = set()
+    for url in value.split(","):
+        try:
+            parts = urlsplit(url.strip())
+            password = parts.password
+        except ValueError:
+            continue
+        if password:
+            found.add(password)
+        for name, item in parse_qsl(parts.query):
+            if SENSITIVE_KEY.match(name) or QUERY_CREDENTIAL.match(name):
+                found.add(item)
+    return found
+
+
 def secrets_from_env(env: Mapping[str, str], extra: Iterable[str] = ()) -> tuple[str, ...]:
     """Every secret this process was configured with, longest first (so no secret is left half-replaced)."""
     found = {s for s in extra if s}
@@ -64,12 +84,7 @@ def secrets_from_env(env: Mapping[str, str], extra: Iterable[str] = ()) -> tuple
         if SECRET_ENV_NAME.search(name.upper()):
             found.update(part.strip() for part in value.split(",") if part.strip())
         if "://" in value:
-            try:
-                password = urlsplit(value.strip()).password
-            except ValueError:
-                password = None
-            if password:
-                found.add(password)
+            found.update(_url_credentials(value))
     return tuple(sorted((s for s in found if len(s) >= MIN_SCRUBBED_LENGTH), key=len, reverse=True))
 
 
