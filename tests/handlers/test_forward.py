@@ -265,3 +265,21 @@ def test_the_first_secret_signs_and_the_others_are_accepted_for_rotation():
     with receiver(SECRET) as r:
         handler(r.url, FORWARD_SECRET=f"{SECRET}, {OTHER}").handle(event())
     assert len(r.accepted()) == 1
+
+
+def test_smshooks_handlers_lists_each_url_as_a_lane_without_its_query():
+    import subprocess
+
+    from tests.conftest import process_env, venv_bin
+
+    env = process_env(
+        {
+            "HANDLERS": "forward",
+            "FORWARD_URL": "https://a.example/x?key=query-secret-1,https://b.example/y",
+            "FORWARD_SECRET": SECRET,
+        }
+    )
+    out = subprocess.run([venv_bin("smshooks"), "handlers"], env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "    forward: https://a.example/x\n    forward[2]: https://b.example/y\n" in out.stdout
+    assert "query-secret-1" not in out.stdout + out.stderr
