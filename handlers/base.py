@@ -29,6 +29,20 @@ class DestinationGone(Exception):
     """
 
 
+class PartlyHandled(Exception):
+    """Raised by `handle_batch` when the first `done` events were handled before `cause` stopped it.
+
+    The job records the progress: its retries, and a replay, start at the first event not handled,
+    so what the destination accepted is not sent again. `cause` is what the handler would have
+    raised (a RetryLater or DestinationGone keeps its meaning).
+    """
+
+    def __init__(self, done: int, cause: Exception) -> None:
+        super().__init__(f"{done} event(s) handled, then: {cause}")
+        self.done = done
+        self.cause = cause
+
+
 class Handler:
     """Subclass, set `name`, implement `handle`; register under the `smshooks.handlers` entry point.
 

@@ -6,10 +6,12 @@ another), `FORWARD_SECRET` (`whsec_` + base64; several for rotation, the first s
 `FORWARD_BATCH`, `FORWARD_RAW`, `FORWARD_TIMEOUT`, `FORWARD_ALLOW_HTTP`, and the
 `FORWARD_EVENTS` / `FORWARD_RETRY_INTERVALS` every handler has.
 
-One job is one delivery: `FORWARD_BATCH` events at most (one by default, sent as a JSON object;
-more as a JSON array). Its `webhook-id` is derived from the events it carries, so every retry
-and every replay of it has the same id and a receiver can drop what it already has
-(https://www.standardwebhooks.com/, "Idempotency"). The signature is made by the
+A request carries `FORWARD_BATCH` events (one by default, sent as a JSON object; more as a JSON
+array), and a job makes up to REQUESTS_PER_JOB requests in order. A request's `webhook-id` is
+derived from the events it carries, so every retry and every replay of it has the same id and a
+receiver can drop what it already has (https://www.standardwebhooks.com/, "Idempotency"). When a
+request fails, the job stops there and says how far it got (`PartlyHandled`): its retry starts at
+that request, so nothing the receiver accepted is sent again and order is kept. The signature is made by the
 `standardwebhooks` library: `v1,` + base64 HMAC-SHA256 of `id.timestamp.body`.
 
 What the receiver answers decides the rest: 2xx is delivered; 429 or 503 with `Retry-After`
@@ -36,9 +38,12 @@ from standardwebhooks import Webhook
 
 from webhooks.events import EVENT_SCHEMA, Event
 
-from .base import DestinationGone, Handler, RetryLater
+from .base import DestinationGone, Handler, PartlyHandled, RetryLater
 
 MAX_BATCH = 1000  # events in one request, at most
+# Requests one job makes, one after the other: the job's cost (RQ's bookkeeping, several Redis round
+# trips) is shared by ten deliveries, and ten answers at FORWARD_TIMEOUT's default fit in JOB_TIMEOUT.
+REQUESTS_PER_JOB = 10
 MAX_REDIRECTS = 3
 USER_AGENT = "smshooks-forward/1"
 
@@ -151,7 +156,8 @@ class ForwardHandler(Handler):
     ) -> None:
         self.url = url
         self.signer = signer
-        self.max_batch = batch
+        self.batch = batch
+        self.max_batch = batch * REQUESTS_PER_JOB
         self.raw = raw
         self.timeout = timeout
         self.siblings = tuple(siblings)
@@ -190,18 +196,21 @@ class ForwardHandler(Handler):
             if not self.raw:
                 del data["raw"]
             dumped.append(data)
-        payload: Any = dumped if self.max_batch and self.max_batch > 1 else dumped[0]
+        payload: Any = dumped if self.batch > 1 else dumped[0]
         return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
 
     def handle(self, event: Event) -> None:
         self.handle_batch([event])
 
     def handle_batch(self, events: Sequence[Event]) -> None:
-        if not events:
-            return
-        size = self.max_batch or 1
-        for start in range(0, len(events), size):  # a job carries one delivery; this only guards direct calls
-            self.deliver(events[start : start + size])
+        """Deliver in requests of FORWARD_BATCH events, in order; stop at the first that fails."""
+        for start in range(0, len(events), self.batch):
+            try:
+                self.deliver(events[start : start + self.batch])
+            except Exception as exc:
+                if start == 0:
+                    raise
+                raise PartlyHandled(start, exc) from exc
 
     def deliver(self, events: Sequence[Event]) -> None:
         """One signed POST; raises unless the receiver answered 2xx."""

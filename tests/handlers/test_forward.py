@@ -107,7 +107,7 @@ def test_a_stale_or_tampered_request_is_refused_by_the_receiver():
 def test_raw_is_sent_with_forward_raw_and_a_batch_is_an_array():
     with receiver(SECRET) as r:
         forward = handler(r.url, FORWARD_RAW="1", FORWARD_BATCH="50")
-        assert forward.max_batch == 50
+        assert forward.batch == 50 and forward.max_batch == 500  # a job makes up to ten requests
         forward.handle_batch([event(str(i)) for i in range(3)])
     (only,) = r.accepted()
     assert isinstance(only["body"], list) and [e["message_id"] for e in only["body"]] == ["0", "1", "2"]
@@ -283,3 +283,14 @@ def test_smshooks_handlers_lists_each_url_as_a_lane_without_its_query():
     assert out.returncode == 0, out.stderr
     assert "    forward: https://a.example/x\n    forward[2]: https://b.example/y\n" in out.stdout
     assert "query-secret-1" not in out.stdout + out.stderr
+
+
+def test_a_failure_part_way_says_how_far_the_batch_got():
+    from handlers.base import PartlyHandled
+
+    with receiver(SECRET) as r:
+        r.script_for["3"] = [(503, {"Retry-After": "5"})]
+        with pytest.raises(PartlyHandled) as raised:
+            handler(r.url).handle_batch([event(str(i)) for i in range(6)])
+    assert raised.value.done == 3 and isinstance(raised.value.cause, RetryLater)
+    assert [x["body"]["message_id"] for x in r.requests] == ["0", "1", "2", "3"]  # it stopped at the failure

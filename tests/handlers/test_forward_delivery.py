@@ -175,3 +175,24 @@ def test_a_gone_receiver_is_reported_to_sentry_once_without_the_secret(redis, re
     assert b"answered 410 Gone" in reports[0] and r.url.encode() in reports[0]
     for secret in (SIGNING, SIGNING.removeprefix("whsec_"), "query-token-123", SECRET):
         assert secret.encode() not in reports[0], secret
+
+
+def test_a_retry_after_a_failure_part_way_resends_nothing_the_receiver_took(redis, redis_server, sqlite_url):
+    messages = {str(i): {"SMSId": 1000 + i, "DestTn": "+61409000001", "Result": "0000"} for i in range(1, 6)}
+    with receiver(SIGNING) as r:
+        r.script_for["1003"] = [(500, {}), (500, {})]
+        with worker(settings(redis_server, sqlite_url, r.url)) as (client, _):
+            # One callback, five events: one dispatch batch, so one job carries them all.
+            client.post(f"/redoxygen/receipt{TOKEN}", json={"Messages": {"Count": 5, **messages}})
+            wait_for(lambda: len(r.events()) == 5, timeout=30)
+            time.sleep(1)
+    sent = [(x["body"]["message_id"], x["status"]) for x in r.requests]
+    assert sent == [
+        ("1001", 200),
+        ("1002", 200),
+        ("1003", 500),
+        ("1003", 500),
+        ("1003", 200),
+        ("1004", 200),
+        ("1005", 200),
+    ]

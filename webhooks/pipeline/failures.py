@@ -40,9 +40,19 @@ def reason_of(exc_type: Any, exc_value: Any) -> str:
     return traceback.format_exception_only(exc_type, exc_value)[-1].strip()
 
 
+def delivered(job: Job) -> int:
+    """How many of a handler job's events its handler took before it failed (handlers.base.PartlyHandled)."""
+    return int(job.meta.get("delivered", 0))
+
+
+def pending(job: Job) -> list[dict[str, Any]]:
+    """The events of a handler job not handled yet, in their wire form."""
+    return list(job.args[1][delivered(job) :])
+
+
 def fallback_message(fallback: EmailHandler, job: Job, reason: str, secret: Secrets) -> Any:
     """The mail saying which handler failed, why, and what it could not deliver."""
-    handler, events = job.args[0], load_events(job.args[1])
+    handler, events = job.args[0], load_events(pending(job))
     attempts = job.meta.get("attempts", 1)
     lines = [
         f"The handler {handler!r} could not deliver {len(events)} event(s) after {attempts} attempt(s).",
@@ -93,7 +103,7 @@ class FailedJob:
 
 
 def _describe(job: Job) -> FailedJob:
-    events = job.args[1]
+    events = pending(job)
     kinds: dict[str, int] = {}
     for e in events:
         key = f"{e['kind']} {e['status']}" if e["kind"] == "receipt" else e["kind"]

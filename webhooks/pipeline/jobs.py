@@ -10,7 +10,7 @@ from typing import Any
 import sentry_sdk
 from rq import get_current_job
 
-from handlers.base import DestinationGone, Handler, RetryLater
+from handlers.base import DestinationGone, Handler, PartlyHandled, RetryLater
 from handlers.mail import EmailHandler
 from handlers.policy import Policy
 from handlers.registry import build_each, env_name, lanes
@@ -21,7 +21,7 @@ from webhooks.telemetry import metrics
 from webhooks.telemetry.redaction import secrets_from_env
 
 from . import gone, ordering
-from .failures import reason_of, send_fallback
+from .failures import delivered, reason_of, send_fallback
 from .handled import already_handled, mark_handled
 from .queueing import dispatch_inbox, queue_for
 
@@ -156,8 +156,15 @@ def handle(handler_name: str, events: list[dict[str, Any]]) -> int:
     if why_gone:
         job.retries_left = 0  # the failed registry keeps it for `smshooks replay`
         raise gone.StillGone(f"not sent: {handler.destination} is gone: {why_gone}")
+    done = delivered(job)
     try:
-        handler.handle_batch(load_events(events))
+        try:
+            handler.handle_batch(load_events(events[done:]))
+        except PartlyHandled as partly:
+            # Retries and replays start after what the destination took (failures.py reads it too).
+            job.meta["delivered"] = done + partly.done
+            job.save_meta()
+            raise partly.cause from None
     except RetryLater as exc:
         _not_before(job, exc.seconds)
         raise
