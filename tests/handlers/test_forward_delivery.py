@@ -166,6 +166,10 @@ def test_a_gone_receiver_is_reported_to_sentry_once_without_the_secret(redis, re
                 [venv_bin("smshooks"), "worker", "--burst"], env=process_env(env), timeout=60, capture_output=True
             )
             assert result.returncode == 0, result.stderr[-2000:]
+            logs = result.stdout + result.stderr
+            assert b"answered 410 Gone" in logs and r.url.encode() in logs  # said loudly in the log too
+            for secret in (SIGNING, SIGNING.removeprefix("whsec_"), "query-token-123"):
+                assert secret.encode() not in logs, secret
         wait_for(error_events, timeout=10)
         time.sleep(1)
     finally:
