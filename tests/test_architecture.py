@@ -9,7 +9,7 @@ from tests.conftest import ROOT
 
 # Bottom to top. A module belongs to the layer of the longest prefix that names it.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("webhooks.config", "webhooks.events", "webhooks.phones", "webhooks.telemetry"),
+    ("webhooks.config", "webhooks.events", "webhooks.phones", "webhooks.redis_connection", "webhooks.telemetry"),
     ("webhooks.providers", "webhooks.email", "handlers"),  # email: its parsers; endpoint and smtpd sit higher
     ("webhooks.pipeline", "webhooks.providers.digitaleo.api", "webhooks.providers.digitaleo.sync"),
     ("webhooks.web", "webhooks.email.endpoint", "webhooks.email.smtpd"),

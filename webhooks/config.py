@@ -17,6 +17,7 @@ DEFAULT_DATABASE_URL = "sqlite:///smshooks.db"
 MAX_BODY_BYTES = 64 * 1024
 INBOUND_EMAIL_MAX_BYTES = 1024 * 1024  # emails carry headers, HTML and quoted text: far more than a callback
 MIN_SECRET_LENGTH = 16
+REDIS_SSL_CERT_REQS = ("required", "optional", "none")  # none: a self-signed certificate (Heroku Key-Value Store)
 
 
 class ConfigError(ValueError):
@@ -57,6 +58,14 @@ def intervals_setting(env: Mapping[str, str], name: str, default: str) -> tuple[
     return values
 
 
+def cert_reqs_setting(env: Mapping[str, str]) -> str:
+    """REDIS_SSL_CERT_REQS: how a rediss:// server's certificate is checked (redis-py's ssl_cert_reqs)."""
+    raw = env.get("REDIS_SSL_CERT_REQS") or "required"
+    if raw.strip().lower() not in REDIS_SSL_CERT_REQS:
+        raise ConfigError(f"REDIS_SSL_CERT_REQS must be one of {', '.join(REDIS_SSL_CERT_REQS)}, got {raw!r}")
+    return raw.strip().lower()
+
+
 def split_secrets(raw: str | None) -> tuple[str, ...]:
     """WEBHOOK_SECRET's secrets: one, or several separated by commas while a secret is rotated."""
     return tuple(part.strip() for part in (raw or "").split(",") if part.strip())
@@ -80,6 +89,7 @@ def _networks(env: Mapping[str, str]) -> tuple[ipaddress.IPv4Network | ipaddress
 @dataclasses.dataclass(frozen=True)
 class Settings:
     redis_url: str = DEFAULT_REDIS_URL
+    redis_ssl_cert_reqs: str = "required"  # for rediss:// URLs only (webhooks/redis_connection.py)
     database_url: str = normalize_database_url(DEFAULT_DATABASE_URL)
     webhook_secret: str | None = None
     handlers: tuple[str, ...] = ("database",)
@@ -88,7 +98,7 @@ class Settings:
     phone_region: str | None = None  # ISO country for national numbers ("AU", "FR")
     retry_intervals: tuple[int, ...] = (10, 60, 300, 1800)
     batch_size: int = 500  # most events one handler job carries
-    job_timeout: int = 60  # seconds a handler job may run; also how soon a killed worker's job is retried
+    job_timeout: int = 60  # seconds a handler job may run before RQ stops it (and retries it)
     maintenance_interval: int = 30  # seconds between a worker's sweeps for jobs abandoned by dead workers
     queue_name: str = "smshooks"
     log_level: str = "INFO"
@@ -97,7 +107,7 @@ class Settings:
     ogangi_shortcodes: frozenset[str] = frozenset()  # our OGANGI short/long codes: a message to one is inbound
     inbound_email_max_bytes: int = INBOUND_EMAIL_MAX_BYTES  # largest email /inbound/email and smtpd take
     allowed_ips: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()  # empty: any client address
-    trusted_proxy_count: int = 0  # proxies in front of us that append to X-Forwarded-For (Heroku: 1)
+    trusted_proxy_count: int = 0  # proxies in front of us that append to X-Forwarded-For (1 when DYNO is set)
     auth_fail_limit: int = 30  # failed authentications per client address per minute before 429; 0: no limit
 
     @functools.cached_property  # split once, not on every request (a frozen dataclass still has a __dict__)
@@ -111,6 +121,7 @@ class Settings:
         region = (env.get("PHONE_REGION") or "").strip().upper() or None
         settings = cls(
             redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
+            redis_ssl_cert_reqs=cert_reqs_setting(env),
             database_url=normalize_database_url(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL),
             webhook_secret=env.get("WEBHOOK_SECRET") or None,
             handlers=handlers,
@@ -129,7 +140,10 @@ class Settings:
             ),
             inbound_email_max_bytes=int_setting(env, "INBOUND_EMAIL_MAX_BYTES", INBOUND_EMAIL_MAX_BYTES),
             allowed_ips=_networks(env),
-            trusted_proxy_count=int_setting(env, "TRUSTED_PROXY_COUNT", cls.trusted_proxy_count, minimum=0),
+            # Heroku sets DYNO in every dyno, and its router appends the client to X-Forwarded-For.
+            trusted_proxy_count=int_setting(
+                env, "TRUSTED_PROXY_COUNT", 1 if env.get("DYNO") else cls.trusted_proxy_count, minimum=0
+            ),
             auth_fail_limit=int_setting(env, "AUTH_FAIL_LIMIT", cls.auth_fail_limit, minimum=0),
         )
         secrets = settings.webhook_secrets

@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from webhooks.email.endpoint import handle_inbound_email
 from webhooks.pipeline.queueing import INBOX
 from webhooks.providers import ogangi, redoxygen, smsc
+from webhooks.redis_connection import describe
 from webhooks.telemetry import metrics
 from webhooks.web import openapi
 from webhooks.web.endpoint import Responder, handle_callback, handle_ping
@@ -104,7 +105,7 @@ def healthz() -> Response:
     try:
         inbox = get_redis().llen(INBOX)
     except RedisError as err:
-        response = jsonify(status="unavailable", redis=f"unreachable ({type(err).__name__})")
+        response = jsonify(status="unavailable", redis=f"unreachable ({describe(err)})")
         response.status_code = 503
         return response
     return jsonify(status="ok", redis="ok", inbox=inbox, handlers=list(current_app.config["SETTINGS"].handlers))

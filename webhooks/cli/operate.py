@@ -7,17 +7,18 @@ import os
 import sys
 from typing import Any
 
-from redis import Redis
 from redis.exceptions import RedisError
 
 from handlers.registry import installed
 from webhooks.config import Settings
 from webhooks.pipeline.failures import ReplayError, failed, replay
 from webhooks.pipeline.queueing import queue_for
+from webhooks.redis_connection import describe, redis_client
 
 
 def _queue(settings: Settings) -> Any:
-    return queue_for(Redis.from_url(settings.redis_url, socket_connect_timeout=5), settings.queue_name)
+    redis = redis_client(settings.redis_url, settings.redis_ssl_cert_reqs, socket_connect_timeout=5)
+    return queue_for(redis, settings.queue_name)
 
 
 def _fail(message: str) -> int:
@@ -30,7 +31,7 @@ def _failed(args: argparse.Namespace) -> int:
     try:
         jobs = failed(_queue(settings), args.handler)
     except RedisError as err:
-        return _fail(f"cannot reach Redis at REDIS_URL ({type(err).__name__})")
+        return _fail(f"cannot reach Redis at REDIS_URL ({describe(err)})")
     if not jobs:
         print("no failed handler jobs")
         return 0
@@ -53,7 +54,7 @@ def _replay(args: argparse.Namespace) -> int:
     except ReplayError as err:
         return _fail(str(err))
     except RedisError as err:
-        return _fail(f"cannot reach Redis at REDIS_URL ({type(err).__name__})")
+        return _fail(f"cannot reach Redis at REDIS_URL ({describe(err)})")
     for job_id in done:
         print(f"replayed {job_id}")
     print(f"{len(done)} job(s) put back on the {settings.queue_name!r} queue")
@@ -72,6 +73,9 @@ def _handlers(args: argparse.Namespace) -> int:
         policy = runtime.policies.get(name)
         state = f"BROKEN: {runtime.broken[name]}" if name in runtime.broken else "ok"
         print(f"  {name}: {policy.describe() if policy else '?'}; {state}")
+        for lane in (policy.lanes if policy else ()) or ():
+            if lane in runtime.handlers:
+                print(f"    {lane}: {runtime.handlers[lane].destination}")
     fallback = os.environ.get("FALLBACK_EMAIL_TO")
     if "fallback" in runtime.broken:
         print(f"fallback: BROKEN: {runtime.broken['fallback']}")

@@ -25,6 +25,7 @@ from webhooks.config import ConfigError, Settings, int_setting
 from webhooks.events import utcnow
 from webhooks.pipeline.queueing import Ingest, queue_for
 from webhooks.providers import ParseContext
+from webhooks.redis_connection import describe
 from webhooks.web.redis_store import connect
 
 from .parse import parse_email
@@ -81,7 +82,7 @@ class InboundHandler:
             # Parsing and the Redis round trip block: a thread keeps other SMTP sessions moving.
             events, stored = await asyncio.to_thread(self.store, raw)
         except RedisError as err:
-            log.warning("Redis unavailable, answering 451: %s", type(err).__name__)
+            log.warning("Redis unavailable, answering 451: %s", describe(err))
             return "451 4.3.0 temporarily unable to store the message; try again later"
         except Exception:
             log.exception("unexpected error storing a message, answering 451")
@@ -101,7 +102,7 @@ class InboundHandler:
 
 def run(settings: Settings, smtpd: SmtpdSettings) -> int:
     """Serve until SIGTERM or SIGINT."""
-    redis = connect(settings.redis_url)
+    redis = connect(settings)
     handler = InboundHandler(
         settings, smtpd, Ingest(redis, queue_for(redis, settings.queue_name), settings.dedupe_window)
     )

@@ -29,6 +29,7 @@ from webhooks.events import Event, utcnow
 from webhooks.providers import ParseContext, ParseError, SignatureError
 from webhooks.providers.digitaleo import ping
 from webhooks.providers.digitaleo.sync import record_ping
+from webhooks.redis_connection import certificate_problem, describe
 from webhooks.telemetry import metrics
 from webhooks.telemetry.redaction import scrub
 
@@ -148,7 +149,10 @@ def handle_ping(responder: Responder) -> Response:
 
 def _unavailable(responder: Responder, err: RedisError, doing: str) -> Response:
     """503 with Retry-After: nothing was written, the provider should send it again."""
-    log.warning("Redis unavailable, answering 503: %s", type(err).__name__)
-    response = responder.error(503, f"temporarily unable to {doing}; retry later")
+    log.warning("Redis unavailable, answering 503: %s", describe(err))
+    message = f"temporarily unable to {doing}; retry later"
+    if (problem := certificate_problem(err)) is not None:
+        message += f" ({problem})"  # a setting to change, not an outage: say so to whoever reads the body
+    response = responder.error(503, message)
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response

@@ -7,13 +7,20 @@ from redis import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from webhooks.config import Settings
 from webhooks.pipeline.queueing import Ingest, queue_for
+from webhooks.redis_connection import redis_client
 
 
-def connect(url: str) -> Redis:
+def connect(settings: Settings) -> Redis:
     """A client that fails fast: a callback waiting on a dead Redis should get its 503 quickly."""
-    return Redis.from_url(
-        url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30, retry=Retry(NoBackoff(), 1)
+    return redis_client(
+        settings.redis_url,
+        settings.redis_ssl_cert_reqs,
+        socket_connect_timeout=2,
+        socket_timeout=5,
+        health_check_interval=30,
+        retry=Retry(NoBackoff(), 1),
     )
 
 
@@ -24,7 +31,7 @@ def init_app(app: Flask) -> None:
 def get_redis() -> Redis:
     client = current_app.extensions.get("smshooks.redis")
     if client is None:
-        client = current_app.extensions["smshooks.redis"] = connect(current_app.config["SETTINGS"].redis_url)
+        client = current_app.extensions["smshooks.redis"] = connect(current_app.config["SETTINGS"])
     return client
 
 

@@ -35,6 +35,7 @@ from webhooks.config import Settings
 from webhooks.events import Event, utcnow
 from webhooks.pipeline.queueing import FAILURE_TTL, Ingest, queue_for, retry_policy
 from webhooks.providers import ParseContext, ParseError
+from webhooks.redis_connection import redis_client
 
 from . import statuses
 from .config import DigitaleoConfig
@@ -278,7 +279,7 @@ def safety_tick(redis: Redis, queue: Queue, config: DigitaleoConfig) -> bool:
 
 def safety_loop(settings: Settings, config: DigitaleoConfig, stop: threading.Event) -> None:
     """A worker thread: try a safety tick a few times per interval (the Redis key picks one worker)."""
-    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    redis = redis_client(settings.redis_url, settings.redis_ssl_cert_reqs, socket_connect_timeout=2, socket_timeout=5)
     queue = queue_for(redis, settings.queue_name)
     while not stop.wait(max(1.0, min(config.safety_interval / 4, 30.0))):
         try:
