@@ -278,12 +278,15 @@ def test_gunicorn_leaves_no_control_socket_folder(tmp_path, redis_server, sqlite
 
 
 def test_job_of_a_worker_killed_mid_job_is_run_again(redis, redis_server, sqlite_url):
-    """SIGKILL leaves the job "started"; a live worker's maintenance sweep retries it (nothing lost)."""
+    """SIGKILL leaves the job "started"; seconds later (its lease, recovery.py) the next worker runs it again."""
     import os
+
+    from webhooks.pipeline.recovery import LEASE
 
     init_db(sqlite_url)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    # Production timeouts (JOB_TIMEOUT 60 s, sweeps every 30 s): RQ's own sweep would take two minutes.
     env = process_env(
         {
             "REDIS_URL": redis_server.url,
@@ -291,8 +294,6 @@ def test_job_of_a_worker_killed_mid_job_is_run_again(redis, redis_server, sqlite
             "WEBHOOK_SECRET": SECRET,
             "HANDLERS": "database,tests.support_handlers:Slow",
             "RETRY_INTERVALS": "0,0",
-            "JOB_TIMEOUT": "2",
-            "MAINTENANCE_INTERVAL": "3",
         }
     )
     redis.set("test:slow:block", 1)
@@ -303,9 +304,15 @@ def test_job_of_a_worker_killed_mid_job_is_run_again(redis, redis_server, sqlite
         os.killpg(first_worker.pid, signal.SIGKILL)  # the worker and its scheduler, mid-job
         first_worker.wait()
         redis.delete("test:slow:block")
+        started = time.monotonic()
         with running(WORKER, env=env):
-            # Abandoned once JOB_TIMEOUT + 60 s have passed (RQ's heartbeat margin), found by the next sweep.
-            wait_for(lambda: redis.llen("test:slow") == 1, timeout=100, interval=0.5)
+            wait_for(lambda: redis.llen("test:slow") == 1, timeout=LEASE + 20, interval=0.1)
+            recovered = time.monotonic() - started
+            queue = queue_for(redis, "smshooks")
+            wait_for(lambda: not (queue.count or queue.started_job_registry.count), timeout=10)
+            time.sleep(1)  # a second run would land now
+    assert recovered < LEASE + 10, f"run again {recovered:.1f} s after the new worker started"
+    assert redis.llen("test:slow") == 1
     assert int(redis.get("test:slow:attempts")) == 2
     assert rows(sqlite_url, "select count(*) from sms_events") == [(1,)]
 

@@ -157,8 +157,8 @@ def _enqueue(queue: Queue, settings: Settings, job: _Planned, job_id: str, **opt
         description=f"{job.name}: {len(job.events)} event(s)",
         retry=retry_policy(job.intervals),
         on_failure=Callback("webhooks.pipeline.jobs.handler_failed"),
-        # A worker killed mid-job leaves it "started"; RQ retries it once
-        # job_timeout + 60 s have passed, so the timeout also bounds that delay.
+        # A worker killed mid-job leaves it "started"; the next worker requeues it once the
+        # dead one's lease (pipeline/recovery.py, 10 s) ran out, not job_timeout + 60 s later.
         job_timeout=settings.job_timeout,
         result_ttl=RESULT_TTL,
         failure_ttl=FAILURE_TTL,
