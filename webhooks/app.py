@@ -12,10 +12,18 @@ from handlers.registry import check
 from webhooks.config import MAX_BODY_BYTES, Settings
 from webhooks.providers.digitaleo.config import DigitaleoConfig
 from webhooks.routes import bp, json_errors
-from webhooks.telemetry.logs import redact_logs
+from webhooks.telemetry.logs import redact_logs, warn_once
 from webhooks.telemetry.sentry import init_sentry
 from webhooks.web import redis_store
 from webhooks.web.access import trust_proxies
+
+
+def startup_warnings(settings: Settings) -> list[str]:
+    """What the web process warns about at start-up, once per process group (telemetry/logs.py's warn_once)."""
+    warnings = []
+    if not settings.webhook_secret:
+        warnings.append("WEBHOOK_SECRET is not set: anyone who finds these URLs can post events")
+    return warnings
 
 
 def create_app(config: Mapping[str, str] | None = None) -> Flask:
@@ -29,8 +37,8 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(SETTINGS=settings, DIGITALEO=DigitaleoConfig.from_env(env), MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
     logging.getLogger("webhooks").setLevel(settings.log_level)
-    if not settings.webhook_secret:
-        app.logger.warning("WEBHOOK_SECRET is not set: anyone who finds these URLs can post events")
+    for message in startup_warnings(settings):
+        warn_once(app.logger, message)  # gunicorn's master has said them already (gunicorn_conf.on_starting)
 
     redis_store.init_app(app)
     trust_proxies(app, settings)

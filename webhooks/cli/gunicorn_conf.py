@@ -1,16 +1,24 @@
 """gunicorn settings for the Procfile's web process (`gunicorn -c python:webhooks.cli.gunicorn_conf`)."""
 
+import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
+
+from gunicorn.glogging import Logger
+
+from webhooks.config import ConfigError, Settings
+from webhooks.telemetry.logs import configure_logging, warn_once
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 # Requests are short (parse, one Redis round trip); sync workers, two per core, keep both cores busy.
 workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * (os.cpu_count() or 1))
 worker_class = "sync"
 timeout = 30
-graceful_timeout = 20
+# Heroku (and platforms like it) sends SIGTERM to every process of a dyno and SIGKILL 30 s later:
+# a request still running after 25 s is cut by the master, which then has time to exit cleanly.
+graceful_timeout = 25
 # gunicorn 27 opens a control socket under ~/.gunicorn by default; two servers on one
 # machine (bench, tests) would fight over it, and nothing here uses it.
 control_socket_disable = True
@@ -19,6 +27,27 @@ if os.environ.get("ACCESS_LOG", "").lower() in ("1", "true", "yes"):
     accesslog = "-"
     access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
 errorlog = "-"
+
+
+class OneLineLogger(Logger):
+    """gunicorn's own log (errors, access) and the app's: one line a record, in LOG_FORMAT, to standard error.
+
+    gunicorn's handlers keep their streams and take our formatter; the app's loggers (webhooks.*, Flask's)
+    reach the root logger's handler, which `configure_logging` installs here, in the master, before it forks.
+    Not `logconfig_dict`: with one set, gunicorn builds an access line for every request even when
+    ACCESS_LOG is off.
+    """
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        ours = configure_logging()
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                if getattr(handler, "_gunicorn", False):
+                    handler.setFormatter(ours.formatter)
+
+
+logger_class = OneLineLogger
 
 # /metrics sums the callback counters of every gunicorn worker: prometheus_client's
 # multiprocess mode keeps them in files in PROMETHEUS_MULTIPROC_DIR. It must be in the
@@ -36,6 +65,19 @@ def on_starting(server):
     path.mkdir(parents=True, exist_ok=True)
     for stale in path.glob("*.db"):
         stale.unlink()
+    _warn_at_start()
+
+
+def _warn_at_start():
+    """The web app's start-up warnings, said once here in the master: workers inherit warn_once's memory."""
+    try:
+        settings = Settings.from_env()
+    except ConfigError:
+        return  # each worker's create_app stops with the message
+    from webhooks.app import startup_warnings  # the app, imported after PROMETHEUS_MULTIPROC_DIR is set
+
+    for message in startup_warnings(settings):
+        warn_once(logging.getLogger("webhooks.app"), message)
 
 
 def child_exit(server, worker):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
 from handlers.registry import HandlerError
 from webhooks.config import ConfigError, Settings
+from webhooks.telemetry.logs import configure_logging
 
 from .operate import add_commands
 
@@ -23,7 +23,7 @@ def _worker(args: argparse.Namespace) -> int:
     from .worker import run
 
     settings = Settings.from_env()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging()  # one line a record, LOG_FORMAT, RQ's per-job lines only at DEBUG
     return run(settings, burst=args.burst)
 
 
@@ -43,7 +43,7 @@ def _smtpd(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     smtpd = SmtpdSettings.from_env(os.environ)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging()  # one line a record, in LOG_FORMAT
     redact_logs(settings)
     init_sentry(settings, web=False)  # logged errors (a 451 for a bug) reach Sentry, secret scrubbed
     return run(settings, smtpd)

@@ -3,26 +3,33 @@
 Redis is Debian's `redis-server`, started here on a private Unix socket with the
 append-only file on (`appendfsync always`), so an acknowledged event survives a
 Redis restart, a Redis crash and a machine crash. Each child is restarted if it dies, up to a crash loop.
+
+Without WEBHOOK_SECRET it makes one on the first run and keeps it in SMSHOOKS_HOME (`webhook_secret`,
+mode 0600), so the endpoints are never open and the URLs it prints stay the same from run to run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from redis import Redis
 from redis.exceptions import RedisError
 
 from handlers.database import init_db
 from handlers.registry import check
-from webhooks.config import ConfigError, Settings
+from webhooks.config import MIN_SECRET_LENGTH, ConfigError, Settings
 from webhooks.providers.digitaleo.config import DigitaleoConfig
+from webhooks.redis_connection import certificate_problem, redis_client
+from webhooks.telemetry.redaction import URL_PASSWORD
 
 # What `smshooks run` tells the user to register, by provider (docs/providers.md, "Endpoints").
 ROUTES = (
@@ -32,7 +39,9 @@ ROUTES = (
     ("OGANGI notifications", "/ogangi/status"),
     ("Digitaleo ping (it appends ?sms_id=)", "/digitaleo/ping"),
     ("provider emails (relay)", "/inbound/email"),
+    ("provider emails (Mailgun, raw MIME)", "/inbound/email/mime"),
 )
+SECRET_FILE = "webhook_secret"  # in SMSHOOKS_HOME: the WEBHOOK_SECRET made on the first run
 # What an acknowledged event needs from Redis: every write in the append-only file and on disk
 # (fsync) before Redis answers, so a 200 survives a crash of Redis and of the machine; no RDB
 # snapshots. `everysec` survives a Redis crash too but can lose the last second on a machine
@@ -83,6 +92,33 @@ def redis_command(home: Path, sock: Path, appendfsync: str | None = None) -> lis
     ]
 
 
+def kept_secret(home: Path) -> str:
+    """The WEBHOOK_SECRET kept in `home`: made (mode 0600) the first time, read back every time after."""
+    path = home / SECRET_FILE
+    if not path.exists():
+        # mkstemp makes the file 0600 from the start; link() never replaces one that a second
+        # `smshooks run`, starting at the same moment, has just made: both then use that one.
+        fd, draft = tempfile.mkstemp(dir=home, prefix=f".{SECRET_FILE}-")
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(24) + "\n")
+            try:
+                os.link(draft, path)
+            except FileExistsError:
+                pass
+        finally:
+            os.unlink(draft)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)  # copied or restored with looser rights: only its owner reads it
+    secret = path.read_text().strip()
+    if len(secret) < MIN_SECRET_LENGTH or "," in secret:
+        raise ConfigError(
+            f"{path} must hold one secret of at least {MIN_SECRET_LENGTH} characters; "
+            "delete it and smshooks run makes a new one (then register the new URLs)"
+        )
+    return secret
+
+
 def _check_port_free(host: str, port: int) -> None:
     """Say so now, rather than let gunicorn fail to bind again and again."""
     with socket.socket() as probe:
@@ -100,11 +136,22 @@ def _wait_for_redis(url: str, proc: subprocess.Popen, seconds: float = 20) -> No
         if proc.poll() is not None:
             raise SystemExit(f"redis-server exited with {proc.returncode}; see its log in SMSHOOKS_HOME")
         try:
-            Redis.from_url(url, socket_connect_timeout=1).ping()
+            redis_client(url, socket_connect_timeout=1).ping()  # our own, on a Unix socket: no TLS
             return
         except RedisError:
             time.sleep(0.1)
     raise SystemExit("redis-server did not answer within 20 s")
+
+
+def _check_certificate(settings: Settings) -> None:
+    """A given REDIS_URL whose TLS certificate is refused needs a setting, not a retry: say so before starting."""
+    try:
+        redis_client(settings.redis_url, settings.redis_ssl_cert_reqs, socket_connect_timeout=2).ping()
+    except RedisError as err:
+        problem = certificate_problem(err)
+        if problem is not None:
+            raise ConfigError(problem) from None
+        # Any other failure is an outage: the web answers 503 and the worker waits for Redis to return.
 
 
 class Supervisor:
@@ -167,6 +214,9 @@ def run(env: dict[str, str]) -> int:
     home = Path(env.get("SMSHOOKS_HOME") or ".smshooks").resolve()
     home.mkdir(parents=True, exist_ok=True)
     env = dict(env)
+    kept = not env.get("WEBHOOK_SECRET")  # safe by default: never open endpoints on the first run
+    if kept:
+        env["WEBHOOK_SECRET"] = kept_secret(home)
     env.setdefault("DATABASE_URL", f"sqlite:///{Path('smshooks.db').resolve()}")
     env.setdefault("PORT", "8000")
     own_redis = not env.get("REDIS_URL")
@@ -177,6 +227,8 @@ def run(env: dict[str, str]) -> int:
     settings = Settings.from_env(env)
     DigitaleoConfig.from_env(env)  # a bad DIGITALEO_* raises here, not in the worker once it runs
     check(settings.handlers)
+    if not own_redis:
+        _check_certificate(settings)
     redis_cmd = redis_command(home, sock, env.get("REDIS_APPENDFSYNC")) if own_redis else []
     _check_port_free(env.get("HOST") or "0.0.0.0", int(env["PORT"]))
     supervisor = Supervisor(env)
@@ -194,9 +246,13 @@ def run(env: dict[str, str]) -> int:
     )
     supervisor.start("worker", [python, "-m", "webhooks.cli", "worker"])
     base = (env.get("PUBLIC_URL") or f"http://localhost:{env['PORT']}").rstrip("/")
-    token = "?token=<WEBHOOK_SECRET>" if settings.webhook_secret else ""
+    # A secret of its own is shown, to be pasted at the provider; one given in WEBHOOK_SECRET never is.
+    token = "?token=" + (env["WEBHOOK_SECRET"] if kept else "<WEBHOOK_SECRET>")
     print("\nsmshooks is running. Register these URLs at the provider:")
     for what, route in ROUTES:
         print(f"  {what:<38} {base}{route}{token}")
-    print(f"Redis: {env['REDIS_URL']}   database: {settings.database_url}   Ctrl-C stops everything.\n", flush=True)
+    if kept:
+        print(f"The secret in them is kept in {home / SECRET_FILE}; set WEBHOOK_SECRET to use one of your own.")
+    redis_url = URL_PASSWORD.sub(r"\g<head>***", env["REDIS_URL"])  # a given URL carries its password
+    print(f"Redis: {redis_url}   database: {settings.database_url}   Ctrl-C stops everything.\n", flush=True)
     return supervisor.watch()

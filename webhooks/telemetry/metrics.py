@@ -22,6 +22,7 @@ import functools
 import json
 import logging
 import os
+import time
 from collections import Counter as Tally
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
@@ -32,9 +33,12 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import get_current_job
 
-from webhooks.config import DEFAULT_REDIS_URL
+from webhooks.config import DEFAULT_REDIS_URL, cert_reqs_setting
+from webhooks.redis_connection import redis_client
 
 log = logging.getLogger(__name__)
+# One line per handler batch: handler, events, outcome, duration (webhooks/telemetry/logs.py).
+batch_log = logging.getLogger("webhooks.handler_jobs")
 
 # Redis hashes written by workers (and anything calling api_call); fields are JSON label lists.
 HANDLER_JOBS = "smshooks:metrics:handler_jobs"  # [handler, outcome] -> jobs
@@ -150,20 +154,54 @@ def _record_job(handler: str, events: Sequence[dict[str, Any]], outcome: str) ->
         log.warning("could not record %s metrics for %s: %s", outcome, handler, type(err).__name__)
 
 
+@functools.cache
+def _kept_out_of_sentry() -> None:
+    # The RQ integration reports a job's final failure once; the batch line must not make it twice.
+    from sentry_sdk.integrations.logging import ignore_logger
+
+    ignore_logger(batch_log.name)
+
+
+def _log_batch(handler: str, events: Sequence[Any], outcome: str, seconds: float, failed: bool) -> None:
+    """The batch's one line; a failure's carries its traceback (webhooks/telemetry/logs.py folds it)."""
+    if outcome == "success":
+        level = logging.INFO
+    else:
+        _kept_out_of_sentry()
+        level = logging.WARNING if outcome == "retry" else logging.ERROR
+    job = get_current_job()
+    batch_log.log(
+        level,
+        "handler=%s events=%d outcome=%s duration_ms=%.1f job=%s",
+        handler,
+        len(events),
+        outcome,
+        seconds * 1000,
+        job.id if job is not None else "-",
+        exc_info=failed,
+    )
+
+
 def counted_handler_job(job_function: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate jobs.handle(handler_name, events): success, retry or final failure, and latency."""
+    """Decorate jobs.handle(handler_name, events): success, retry or final failure, latency, one log line."""
 
     @functools.wraps(job_function)
     def wrapper(handler_name: str, events: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
         try:
             result = job_function(handler_name, events, *args, **kwargs)
         except BaseException:
+            seconds = time.perf_counter() - started
             job = get_current_job()
             # RQ decides after this raises: with retries left it retries, otherwise the job fails for good.
-            _record_job(handler_name, events, "retry" if job is not None and job.should_retry else "failure")
+            outcome = "retry" if job is not None and job.should_retry else "failure"
+            _record_job(handler_name, events, outcome)
+            _log_batch(handler_name, events, outcome, seconds, failed=True)
             raise
-        if result:  # 0: a re-run of a job already handled (pipeline/handled.py) did nothing to count
+        if result:  # 0: a re-run of a job already handled (pipeline/handled.py) did nothing; it says so itself
+            seconds = time.perf_counter() - started
             _record_job(handler_name, events, "success")
+            _log_batch(handler_name, events, "success", seconds, failed=False)
         return result
 
     return wrapper
@@ -171,7 +209,8 @@ def counted_handler_job(job_function: Callable[..., Any]) -> Callable[..., Any]:
 
 @functools.cache
 def _redis_from_env() -> Redis:
-    return Redis.from_url(os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
+    url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+    return redis_client(url, cert_reqs_setting(os.environ), socket_connect_timeout=2, socket_timeout=5)
 
 
 def api_call(provider: str, endpoint: str, outcome: str, connection: Redis | None = None) -> None:
