@@ -75,6 +75,11 @@ def lane_name(name: str, index: int) -> str:
     return name if index == 1 else f"{name}[{index}]"
 
 
+def handler_of(job_name: str) -> str:
+    """The HANDLERS name a lane's job name belongs to: `forward[2]` -> `forward` (lane_name's inverse)."""
+    return job_name.partition("[")[0]
+
+
 def lanes(name: str, handler: Handler) -> dict[str, Handler]:
     """The handler's destinations by job name (Handler.lanes); most handlers have one, itself."""
     return {lane_name(name, i): lane for i, lane in enumerate(handler.lanes(), start=1)}

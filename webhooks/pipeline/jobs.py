@@ -13,7 +13,7 @@ from rq import get_current_job
 from handlers.base import DestinationGone, Handler, PartlyHandled, RetryLater
 from handlers.mail import EmailHandler
 from handlers.policy import Policy
-from handlers.registry import build_each, env_name, lanes
+from handlers.registry import build_each, env_name, handler_of, lanes
 from webhooks.config import ConfigError, Settings
 from webhooks.events import load_events
 from webhooks.providers.digitaleo.config import DigitaleoConfig
@@ -99,11 +99,11 @@ class Runtime:
 
     def policy_for(self, job_name: str) -> Policy | None:
         """The policy of the handler a job (of any of its lanes) belongs to."""
-        return self.policies.get(job_name) or self.policies.get(job_name.partition("[")[0])
+        return self.policies.get(job_name) or self.policies.get(handler_of(job_name))
 
     def broken_reason(self, job_name: str) -> str | None:
         """Why a handler (or one of its lanes, `name[2]`) could not start, if it could not."""
-        return self.broken.get(job_name) or self.broken.get(job_name.partition("[")[0])
+        return self.broken.get(job_name) or self.broken.get(handler_of(job_name))
 
 
 _runtime: Runtime | None = None
