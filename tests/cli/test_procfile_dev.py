@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import requests
+from sqlalchemy.exc import OperationalError
 
 from tests.conftest import ROOT, SECRET, free_port, process_env, processes, venv_bin, wait_for
 from tests.processes import rows, wait_until_up
@@ -69,7 +70,14 @@ def test_honcho_runs_procfile_dev_end_to_end_and_stops_cleanly(tmp_path: Path, r
         answer = requests.post(f"{base}/redoxygen/receipt?token={SECRET}", json=MESSAGE_1, timeout=5)
         assert answer.status_code == 200, answer.text
         db = f"sqlite:///{database}"
-        wait_for(lambda: database.exists() and rows(db, "select count(*) from sms_events") == [(1,)], timeout=60)
+
+        def stored() -> bool:
+            try:
+                return rows(db, "select count(*) from sms_events") == [(1,)]
+            except OperationalError:  # the worker's release step has made the file, not yet the tables
+                return False
+
+        wait_for(stored, timeout=60)
         children = descendants(proc.pid)
         assert len(children) >= 4  # gunicorn's master and workers, the worker and its scheduler
         proc.send_signal(signal.SIGINT)  # Ctrl-C
