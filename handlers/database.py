@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Table, and_, create_engine, false, func, or_
+from sqlalchemy import Table, and_, case, create_engine, false, func, null, or_, true
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
@@ -67,8 +67,10 @@ def _latest_per_message(events: Sequence[Event]) -> list[Event]:
     """The furthest-along event of each message in the batch, so one row is upserted once."""
     best: dict[tuple[str, str], Event] = {}
     for event in events:
-        if event.kind is Kind.UNKNOWN:
-            continue  # an unread email is kept in sms_events; it says nothing about a message's status
+        if event.kind in (Kind.UNKNOWN, Kind.RECEIPT_OVERDUE):
+            # An unread email says nothing about a message's status; an overdue alert repeats the
+            # last one (it sets overdue_since, below). Both are kept in sms_events.
+            continue
         key = (event.provider, event.message_id)
         current = best.get(key)
         if current is None or (STATUS_RANK[_message_status(event)], event.occurred_at) > (
@@ -107,6 +109,10 @@ class DatabaseHandler(Handler):
             messages = [self._message_row(e, now) for e in _latest_per_message(events)]
             if messages:
                 conn.execute(self._message_upsert(), messages)
+            # After the statuses: a final status in the same batch wins over the alert.
+            overdue = {(e.provider, e.message_id): e for e in events if e.kind is Kind.RECEIPT_OVERDUE}
+            if overdue:
+                conn.execute(self._overdue_upsert(), [self._overdue_row(e, now) for e in overdue.values()])
 
     def _message_upsert(self) -> Any:
         stmt = self._insert(sms_messages)
@@ -121,9 +127,40 @@ class DatabaseHandler(Handler):
                 c: getattr(new, c)
                 for c in ("status", "status_rank", "final", "provider_status", "description", "status_at", "updated_at")
             }
-            | {"recipient": func.coalesce(old.recipient, new.recipient)},
+            | {
+                "recipient": func.coalesce(old.recipient, new.recipient),
+                # A final status clears the receipt watchdog's alert.
+                "overdue_since": case((new.final == true(), null()), else_=old.overdue_since),
+            },
             where=moves_forward,
         )
+
+    def _overdue_upsert(self) -> Any:
+        """overdue_since on a message not final (kept if already set); a message never seen gets a row."""
+        stmt = self._insert(sms_messages)
+        new, old = stmt.excluded, sms_messages.c
+        return stmt.on_conflict_do_update(
+            index_elements=["provider", "message_id"],
+            set_={"overdue_since": func.coalesce(old.overdue_since, new.overdue_since), "updated_at": new.updated_at},
+            where=old.final == false(),
+        )
+
+    @staticmethod
+    def _overdue_row(e: Event, now: datetime) -> dict[str, Any]:
+        last_at = e.raw.get("last_status_at")
+        return {
+            "provider": e.provider,
+            "message_id": _clean(e.message_id),
+            "recipient": _clean(e.recipient),
+            "status": e.status.value,
+            "status_rank": STATUS_RANK[e.status],
+            "final": False,
+            "provider_status": None,
+            "description": None,
+            "status_at": datetime.fromisoformat(last_at) if isinstance(last_at, str) else e.occurred_at,
+            "updated_at": now,
+            "overdue_since": e.occurred_at,  # the deadline
+        }
 
     @staticmethod
     def _event_row(e: Event, now: datetime) -> dict[str, Any]:

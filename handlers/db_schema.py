@@ -62,5 +62,7 @@ sms_messages = Table(
     Column("description", Text),
     Column("status_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Set by a receipt_overdue event (the receipt watchdog's deadline), cleared by a final status.
+    Column("overdue_since", DateTime(timezone=True)),
     UniqueConstraint("provider", "message_id", name="uq_sms_messages_provider_message"),
 )

@@ -87,6 +87,9 @@ def subject_for(event: Event) -> str:
     if event.kind is Kind.REPLY:
         return f"Reply from {event.sender or 'unknown number'} to SMS {event.message_id}"
     to = f" to {event.recipient}" if event.recipient else ""
+    if event.kind is Kind.RECEIPT_OVERDUE:  # the receipt watchdog's (pipeline/watchdog.py)
+        ago = event.raw.get("last_status_ago") or "time unknown"
+        return f"No receipt for SMS {event.message_id}{to} (last: {event.status.value}, {ago})"
     return f"SMS {event.message_id}{to} {event.status.value}"
 
 

@@ -3,17 +3,64 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import entry_points
 from typing import Any
+
+from webhooks.telemetry.redaction import scrub_text
 
 from .base import Handler
 
 GROUP = "smshooks.handlers"
+# A plug-in's import that takes longer is reported as broken and left behind: gunicorn kills a
+# worker whose app takes its `timeout` (30 s) to build, and a release step must end.
+IMPORT_TIMEOUT = 10.0
 
 
 class HandlerError(RuntimeError):
     """A handler named in HANDLERS cannot be found or built; the message says which and why."""
+
+
+class UnknownHandler(HandlerError):
+    """The name is neither an installed entry point nor a `module:Class`."""
+
+
+class BrokenHandler(HandlerError):
+    """The handler is there but raises (or hangs) on import, is not a Handler, or cannot be built."""
+
+
+def _failure(exc: BaseException, with_type: bool = True) -> str:
+    """What went wrong in someone else's code, said without the URL passwords and credentials it may carry."""
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r})"
+    # The configured secrets are taken out of every log line (redact_logs); a password in a URL
+    # that is not configured (a plug-in's own) is not, and this text is logged, mailed and shown.
+    return scrub_text(f"{type(exc).__name__}: {exc}" if with_type else str(exc), ())
+
+
+def _import(name: str, load: Callable[[], Any], timeout: float) -> Any:
+    """`load()` (an import of someone else's code) in a thread: a hang, sys.exit() or any error becomes BrokenHandler.
+
+    KeyboardInterrupt is the one exception not caught: it reaches the waiting thread, as Ctrl-C should.
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = load()
+        except BaseException as exc:  # noqa: BLE001 (SystemExit too: a plug-in must not end the process)
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name=f"smshooks-import-{name}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise BrokenHandler(f"handler {name!r} cannot be loaded: its import did not finish within {timeout:g} s")
+    if "error" in outcome:
+        exc = outcome["error"]
+        raise BrokenHandler(f"handler {name!r} cannot be loaded: {_failure(exc)}") from exc
+    return outcome["value"]
 
 
 def installed() -> dict[str, Any]:
@@ -21,24 +68,26 @@ def installed() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=GROUP)}
 
 
-def load_class(name: str) -> type[Handler]:
-    """An installed handler by name, or `package.module:Class` for one not packaged yet."""
+def load_class(name: str, timeout: float | None = None) -> type[Handler]:
+    """An installed handler by name, or `package.module:Class` for one not packaged yet.
+
+    Raises UnknownHandler for a name that is neither, BrokenHandler for one whose import raises,
+    calls sys.exit() or takes over `timeout` seconds (IMPORT_TIMEOUT), or that is not a Handler.
+    """
     available = installed()
-    try:
-        if name in available:
-            target = available[name].load()
-        elif ":" in name:
-            module, _, attr = name.partition(":")
-            target = getattr(importlib.import_module(module), attr)
-        else:
-            known = ", ".join(sorted(available)) or "none"
-            raise HandlerError(f"unknown handler {name!r} in HANDLERS; installed: {known}")
-    except HandlerError:
-        raise
-    except Exception as exc:  # an import error in someone else's package: report it by name
-        raise HandlerError(f"handler {name!r} cannot be loaded: {type(exc).__name__}: {exc}") from exc
+    if name in available:
+        load = available[name].load
+    elif ":" in name:
+        module, _, attr = name.partition(":")
+
+        def load() -> Any:
+            return getattr(importlib.import_module(module), attr)
+    else:
+        known = ", ".join(sorted(available)) or "none"
+        raise UnknownHandler(f"unknown handler {name!r} in HANDLERS; installed: {known}")
+    target = _import(name, load, IMPORT_TIMEOUT if timeout is None else timeout)
     if not (isinstance(target, type) and issubclass(target, Handler)):
-        raise HandlerError(f"handler {name!r} is {target!r}, not a subclass of handlers.Handler")
+        raise BrokenHandler(f"handler {name!r} is {target!r}, not a subclass of handlers.Handler")
     return target
 
 
@@ -48,9 +97,13 @@ def build(names: Sequence[str], env: Mapping[str, str]) -> dict[str, Handler]:
     for name in names:
         cls = load_class(name)
         try:
+            # In this thread, not _import's: a handler may make thread-bound things (an sqlite3 connection).
             built[name] = cls.from_env(env)
-        except Exception as exc:
-            raise HandlerError(f"handler {name!r} cannot start: {exc}") from exc
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 (SystemExit from a plug-in's from_env too)
+            reason = _failure(exc, with_type=False)
+            raise BrokenHandler(f"handler {name!r} cannot start: {reason}") from exc
     return built
 
 
@@ -96,6 +149,19 @@ def env_name(name: str) -> str:
 
 
 def check(names: Sequence[str]) -> None:
-    """Fail fast (web start-up) on names that do not resolve, without building anything."""
+    """Fail fast (`smshooks run`) on names that do not resolve, without building anything."""
     for name in names:
         load_class(name)
+
+
+def problems(names: Sequence[str], env: Mapping[str, str]) -> dict[str, str]:
+    """Why each named handler cannot run (unknown, broken on import, or on build), by name; {} when all can.
+
+    What the web process checks once at start: every handler is built, then closed again,
+    since the web never calls one.
+    """
+    built, broken = build_each(names, env)
+    for name, handler in built.items():
+        for lane in lanes(name, handler).values():
+            lane.close()
+    return broken

@@ -23,6 +23,7 @@ TEXT_LIMIT = 2900  # Slack refuses a section text over 3000 characters
 TIMEOUT = 15
 
 ICONS = {Status.DELIVERED: ":white_check_mark:", Status.FAILED: ":x:", Status.RECEIVED: ":speech_balloon:"}
+OVERDUE_ICON = ":hourglass:"
 
 
 def escape(text: str) -> str:
@@ -55,12 +56,15 @@ def summary(event: Event) -> str:
     if event.kind is Kind.REPLY:
         return f"Reply from {event.sender or 'unknown number'} to SMS {event.message_id}"
     to = f" to {event.recipient}" if event.recipient else ""
+    if event.kind is Kind.RECEIPT_OVERDUE:  # the receipt watchdog's (pipeline/watchdog.py)
+        ago = event.raw.get("last_status_ago") or "time unknown"
+        return f"No receipt for SMS {event.message_id}{to} (last: {event.status.value}, {ago})"
     return f"SMS {event.message_id}{to}: {event.status.value}"
 
 
 def blocks_for(event: Event) -> list[dict[str, Any]]:
     """Status, number, message id, provider and (for a reply) its text, each escaped."""
-    icon = ICONS.get(event.status, ":information_source:")
+    icon = OVERDUE_ICON if event.kind is Kind.RECEIPT_OVERDUE else ICONS.get(event.status, ":information_source:")
     number = event.sender if event.kind is Kind.REPLY else event.recipient
     fields = [
         ("Status", event.status.value),

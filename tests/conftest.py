@@ -9,8 +9,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from redis import Redis
@@ -110,21 +111,34 @@ def postgres_answers() -> bool:
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A PostgreSQL database with empty smshooks tables, or a skip when none answers on localhost."""
+def postgres_database() -> Iterator[Callable[[], str]]:
+    """Makes empty PostgreSQL databases of the test's own on PG_URL's server, dropped after it; or a skip.
+
+    Never PG_URL's database itself: other test runs and benches on this server use it at the same time.
+    """
     if not postgres_answers():
         pytest.skip(f"no PostgreSQL answers at {PG_URL}")
-    from sqlalchemy import create_engine
+    import psycopg
 
-    from handlers.db_schema import metadata
-    from webhooks.config import normalize_database_url
+    made: list[str] = []
 
-    engine = create_engine(normalize_database_url(PG_URL))
-    metadata.drop_all(engine)
-    with engine.begin() as conn:  # and Alembic's record of them, or init_db would think they exist
-        conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-    engine.dispose()
-    yield PG_URL
+    def make() -> str:
+        name = f"smshooks_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"  # the pid says which run left one behind
+        with psycopg.connect(PG_URL, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        made.append(name)
+        return urlunsplit(urlsplit(PG_URL)._replace(path=f"/{name}"))
+
+    yield make
+    with psycopg.connect(PG_URL, autocommit=True, connect_timeout=3) as conn:
+        for name in made:  # FORCE: a worker the test started may still hold a connection
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url(postgres_database: Callable[[], str]) -> str:
+    """A PostgreSQL database of this test's own, with no tables (a skip when none answers): one per test."""
+    return postgres_database()
 
 
 @pytest.fixture

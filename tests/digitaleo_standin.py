@@ -2,7 +2,9 @@
 and `/rest/smsstatus` in the documented shapes (digitaleo-sms-api.txt 1.1.2, 1.3, 3.11.3, 3.12).
 
 It counts every request it receives and fails on demand: tokens revoked (401), a number
-of 5xx answers, slow answers. Used by the tests and by bench/digitaleo.
+of 5xx answers, slow answers. Given a `ping_url` it pings it after each status change, as
+the platform does (2.11), and `reply` adds the `rep` that may follow `ok` (2.8). Used by
+the tests and by bench/digitaleo.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import json
 import secrets
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from typing import Any
 
@@ -42,6 +46,8 @@ class DigitaleoStandIn:
         self.on_demand = False  # /smsstatus makes up `made_up_history` for an id it has never seen
         self.asked_event = threading.Event()  # set when a /smsstatus request arrives
         self.hold: threading.Event | None = None  # when set up, /smsstatus waits for it before answering
+        self.ping_url: str | None = None  # when set, each status change pings it: `<ping_url>&sms_id=N`
+        self.pings: list[tuple[str, int]] = []  # (sms id, HTTP status) of each ping sent
         self.server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_QuietHandler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -93,7 +99,26 @@ class DigitaleoStandIn:
         with self.lock:
             self.history.setdefault(str(sms_id), []).append(record)
             self.queue.append(record)
+        if self.ping_url:
+            self.ping(str(sms_id))
         return record
+
+    def reply(self, sms_id: str, text: str, *, recipient: str = "+33601010101") -> dict[str, Any]:
+        """The recipient answers: a `rep` status carrying the text, after the `ok` (2.8, 3.12's example)."""
+        return self.add_status(sms_id, "rep", recipient=recipient, description="SMS répondu", response=text)
+
+    def ping(self, sms_id: str) -> int:
+        """Call `ping_url` with the SMS id, as the platform does on each update; the HTTP status it answered."""
+        assert self.ping_url, "set ping_url first"
+        separator = "&" if "?" in self.ping_url else "?"
+        try:
+            with urllib.request.urlopen(f"{self.ping_url}{separator}sms_id={sms_id}", timeout=10) as answer:
+                status = answer.status
+        except urllib.error.HTTPError as err:
+            status = err.code
+        with self.lock:
+            self.pings.append((sms_id, status))
+        return status
 
     def revoke_tokens(self) -> None:
         """Every token handed out so far is refused with 401 (as when one expires early)."""

@@ -30,3 +30,28 @@ REPLY = {
     "ReplyURL": f"https://hooks.example.com/redoxygen/reply?token={SECRET}",
     "ReplyText": "Yes, see you at 10",
 }
+# The whole send response (redoxygen-sendsms-json-api.txt, "SendSMS API Response": its example), for POST /api/v1/sent.
+SENDSMS_RESPONSE = {
+    "Name": "ROX_API_Response",
+    "Result": "0000",
+    "ResultText": "Success",
+    "Version": "1.1",
+    "Messages": {
+        "Count": 2,
+        "RequestId": "12092004391358440",
+        "1": {
+            "SMSId": 123,
+            "DestTn": "+61111222333",
+            "Result": "0000",
+            "ResultText": "Queued",
+            "Timestamp": "2024-09-20T04:39:13.819Z",
+        },
+        "2": {
+            "SMSId": 124,
+            "DestTn": "+61111222334",
+            "Result": "0000",
+            "ResultText": "Queued",
+            "Timestamp": "2024-09-20T04:39:13.819Z",
+        },
+    },
+}

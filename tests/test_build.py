@@ -238,7 +238,17 @@ def test_the_buildpacks_install_gives_the_procfiles_commands(tmp_path):
     cli = subprocess.run(
         [str(bin_dir / "smshooks"), "--help"], cwd=build, env=run_env, capture_output=True, text=True, timeout=60
     )
-    assert cli.returncode == 0 and "worker" in cli.stdout and "initdb" in cli.stdout, cli.stdout + cli.stderr
+    assert cli.returncode == 0 and "worker" in cli.stdout and "release" in cli.stdout, cli.stdout + cli.stderr
+    assert PROCFILE["release"].split() == ["smshooks", "release"]  # checks HANDLERS and settings, then migrates
+    release = subprocess.run(
+        PROCFILE["release"].split(),
+        cwd=build,
+        env={**run_env, "HANDLERS": "database", "DATABASE_URL": f"sqlite:///{tmp_path / 'release.db'}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert release.returncode == 0 and "database ready" in release.stdout, release.stdout + release.stderr
     web = subprocess.run(
         [*PROCFILE["web"].replace("'", "").split(), "--check-config"],
         cwd=build,

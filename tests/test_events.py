@@ -115,15 +115,54 @@ def test_settings_defaults():
     )
 
 
-def test_reply_event_id_ignores_whitespace_but_not_words():
-    from webhooks.events import reply_event_id
+def test_reply_match_window_setting():
+    assert Settings.from_env({}).reply_match_window == 900
+    assert Settings.from_env({"REPLY_MATCH_WINDOW": "60"}).reply_match_window == 60
+    with pytest.raises(ConfigError, match="REPLY_MATCH_WINDOW must be at least 1"):
+        Settings.from_env({"REPLY_MATCH_WINDOW": "0"})
 
-    a = reply_event_id("digitaleo", "123", "+33601020304", "Yes, see you\r\n at 5 ")
-    assert a == reply_event_id("digitaleo", "123", "+33601020304", "Yes,  see you at 5")
-    assert a != reply_event_id("digitaleo", "123", "+33601020304", "No, see you at 5")
-    assert a != reply_event_id("digitaleo", "124", "+33601020304", "Yes, see you at 5")
-    assert a != reply_event_id("redoxygen", "123", "+33601020304", "Yes, see you at 5")
+
+def test_reply_match_key_ignores_whitespace_but_not_words():
+    from webhooks.events import reply_match_key
+
+    a = reply_match_key("digitaleo", "123", "+33601020304", "Yes, see you\r\n at 5 ")
+    assert a == reply_match_key("digitaleo", "123", "+33601020304", "Yes,  see you at 5")
+    assert a != reply_match_key("digitaleo", "123", "+33601020304", "No, see you at 5")
+    assert a != reply_match_key("digitaleo", "124", "+33601020304", "Yes, see you at 5")
+    assert a != reply_match_key("digitaleo", "123", "+33601020305", "Yes, see you at 5")
+    assert a != reply_match_key("redoxygen", "123", "+33601020304", "Yes, see you at 5")
     assert a.startswith("digitaleo-")
+
+
+def test_reply_event_id_holds_the_routes_own_facts_of_the_reply():
+    from webhooks.events import reply_event_id, reply_match_key
+
+    def rid(text="YES", route="callback", facts=("778899",)):
+        return reply_event_id("redoxygen", "123", "+61409000000", text, route, facts)
+
+    assert rid() == rid()  # the same callback delivered again
+    assert rid() == rid(text=" YES\r\n")  # whitespace is folded, as for the match key
+    assert rid() != rid(facts=("778900",))  # a second "YES": Red Oxygen gave it another EmailId
+    assert rid() != rid(route="email")  # each route's ids are its own; copies are matched by the match key
+    assert rid() != rid(text="NO")
+    assert rid(facts=()) != rid(facts=("",))  # a fact left empty is still a position (one email's replies)
+    assert rid().startswith("redoxygen-") and len(rid()) == len("redoxygen-") + 32
+    assert rid(facts=()) != reply_match_key("redoxygen", "123", "+61409000000", "YES")
+
+
+def test_reply_event_carries_its_copy_outside_the_wire_form():
+    from webhooks.events import EVENT_SCHEMA, ReplyCopy, reply_match_key
+    from webhooks.providers import ParseContext, reply_event
+
+    ctx = ParseContext(received_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    event = reply_event(ctx, "redoxygen", "123", "+61409000000", "YES", route="email", facts=(None, "<m@x>"))
+    assert event.reply_copy == ReplyCopy(reply_match_key("redoxygen", "123", "+61409000000", "YES"), "email", True)
+    bare = reply_event(ctx, "redoxygen", "123", "+61409000000", "YES", route="callback", facts=(None,))
+    assert bare.reply_copy is not None and bare.reply_copy.distinct is False  # nothing of this reply alone
+    wire = EVENT_SCHEMA.dump(event)
+    assert set(wire) == set(EVENT_SCHEMA.fields)  # the wire form is unchanged: last release's jobs load as before
+    loaded = EVENT_SCHEMA.load(wire)
+    assert loaded == event and loaded.reply_copy is None
 
 
 def test_id_with_extra_facts_of_an_event_without_provider_time_ignores_when_we_received_it():

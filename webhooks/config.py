@@ -17,6 +17,8 @@ DEFAULT_DATABASE_URL = "sqlite:///smshooks.db"
 MAX_BODY_BYTES = 64 * 1024
 INBOUND_EMAIL_MAX_BYTES = 1024 * 1024  # emails carry headers, HTML and quoted text: far more than a callback
 MIN_SECRET_LENGTH = 16
+MIN_API_TOKEN_LENGTH = 24  # API_TOKENS: bearer tokens a user's application holds, not typed into a dashboard
+API_MAX_BODY_BYTES = 1024 * 1024  # POST /api/v1/sent: 1,000 messages of a SendSMS response is ~250 KB pretty-printed
 REDIS_SSL_CERT_REQS = ("required", "optional", "none")  # none: a self-signed certificate (Heroku Key-Value Store)
 
 
@@ -58,6 +60,25 @@ def intervals_setting(env: Mapping[str, str], name: str, default: str) -> tuple[
     return values
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+RECEIPT_PROVIDERS = ("redoxygen", "digitaleo", "smsc", "ogangi")  # each may set <PROVIDER>_RECEIPT_DEADLINE
+
+
+def duration_setting(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    """Seconds, written `86400`, `30s`, `90m`, `24h` or `2d`; `off` is None (disabled)."""
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw == "off":
+        return None
+    number, unit = (raw[:-1], raw[-1]) if raw[-1] in _DURATION_UNITS else (raw, "s")
+    if not number.strip().isdigit() or int(number) < 1:
+        raise ConfigError(
+            f"{name} must be a duration such as 30s, 90m, 24h, 2d (or seconds, or off), got {env.get(name)!r}"
+        )
+    return int(number) * _DURATION_UNITS[unit]
+
+
 def cert_reqs_setting(env: Mapping[str, str]) -> str:
     """REDIS_SSL_CERT_REQS: how a rediss:// server's certificate is checked (redis-py's ssl_cert_reqs)."""
     raw = env.get("REDIS_SSL_CERT_REQS") or "required"
@@ -69,6 +90,22 @@ def cert_reqs_setting(env: Mapping[str, str]) -> str:
 def split_secrets(raw: str | None) -> tuple[str, ...]:
     """WEBHOOK_SECRET's secrets: one, or several separated by commas while a secret is rotated."""
     return tuple(part.strip() for part in (raw or "").split(",") if part.strip())
+
+
+def api_tokens_setting(env: Mapping[str, str]) -> tuple[str, ...]:
+    """API_TOKENS: bearer tokens for /api/v1/*, comma-separated (several while one is rotated)."""
+    raw = env.get("API_TOKENS")
+    tokens = split_secrets(raw)
+    if raw and not tokens:
+        raise ConfigError("API_TOKENS holds no token (only commas or spaces)")
+    for number, token in enumerate(tokens, start=1):
+        if len(token) < MIN_API_TOKEN_LENGTH:
+            which = "it is" if len(tokens) == 1 else f"token {number} of {len(tokens)} is"
+            raise ConfigError(
+                f"API_TOKENS: every token must be at least {MIN_API_TOKEN_LENGTH} characters ({which} "
+                f"{len(token)}); `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'` makes one"
+            )
+    return tokens
 
 
 def _networks(env: Mapping[str, str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -95,6 +132,7 @@ class Settings:
     handlers: tuple[str, ...] = ("database",)
     sentry_dsn: str | None = None
     dedupe_window: int = 7 * 24 * 3600  # seconds a callback's event id is remembered
+    reply_match_window: int = 15 * 60  # seconds a reply's copy on another route is taken for the same reply
     phone_region: str | None = None  # ISO country for national numbers ("AU", "FR")
     retry_intervals: tuple[int, ...] = (10, 60, 300, 1800)
     batch_size: int = 500  # most events one handler job carries
@@ -109,10 +147,18 @@ class Settings:
     allowed_ips: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()  # empty: any client address
     trusted_proxy_count: int = 0  # proxies in front of us that append to X-Forwarded-For (1 when DYNO is set)
     auth_fail_limit: int = 30  # failed authentications per client address per minute before 429; 0: no limit
+    api_tokens: tuple[str, ...] = dataclasses.field(default=(), repr=False)  # API_TOKENS; empty: the API is off
+    receipt_deadline: int | None = 24 * 3600  # seconds a message may stay non-final before receipt_overdue; None: off
+    # <PROVIDER>_RECEIPT_DEADLINE overrides, as (provider, seconds or None); see deadline_for
+    receipt_deadlines: tuple[tuple[str, int | None], ...] = ()
 
     @functools.cached_property  # split once, not on every request (a frozen dataclass still has a __dict__)
     def webhook_secrets(self) -> tuple[str, ...]:
         return split_secrets(self.webhook_secret)
+
+    def deadline_for(self, provider: str) -> int | None:
+        """Seconds a message of this provider may stay non-final (the watchdog's); None: not watched."""
+        return dict(self.receipt_deadlines).get(provider, self.receipt_deadline)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -127,6 +173,7 @@ class Settings:
             handlers=handlers,
             sentry_dsn=env.get("SENTRY_DSN") or None,
             dedupe_window=int_setting(env, "DEDUPE_WINDOW", cls.dedupe_window),
+            reply_match_window=int_setting(env, "REPLY_MATCH_WINDOW", cls.reply_match_window),
             phone_region=region,
             retry_intervals=intervals_setting(env, "RETRY_INTERVALS", "10,60,300,1800"),
             batch_size=int_setting(env, "BATCH_SIZE", cls.batch_size),
@@ -145,7 +192,17 @@ class Settings:
                 env, "TRUSTED_PROXY_COUNT", 1 if env.get("DYNO") else cls.trusted_proxy_count, minimum=0
             ),
             auth_fail_limit=int_setting(env, "AUTH_FAIL_LIMIT", cls.auth_fail_limit, minimum=0),
+            receipt_deadline=duration_setting(env, "RECEIPT_DEADLINE", cls.receipt_deadline),
+            receipt_deadlines=tuple(
+                (p, duration_setting(env, f"{p.upper()}_RECEIPT_DEADLINE", None))
+                for p in RECEIPT_PROVIDERS
+                if (env.get(f"{p.upper()}_RECEIPT_DEADLINE") or "").strip()
+            ),
+            api_tokens=api_tokens_setting(env),
         )
+        if set(settings.api_tokens) & set(settings.webhook_secrets):
+            # A WEBHOOK_SECRET sits in provider dashboards and URLs; the API's tokens must be its own.
+            raise ConfigError("API_TOKENS must not repeat a WEBHOOK_SECRET: give the API tokens of its own")
         secrets = settings.webhook_secrets
         if settings.webhook_secret is not None and not secrets:
             # "," or spaces would otherwise read as "no secret" and open every endpoint.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
@@ -20,6 +21,7 @@ class Kind(str, Enum):
     RECEIPT = "receipt"  # the provider tells us what happened to a message we sent
     REPLY = "reply"  # a phone answered one of our messages
     UNKNOWN = "unknown"  # something a provider sent that we could not read (an unrecognised email); `raw` keeps it
+    RECEIPT_OVERDUE = "receipt_overdue"  # smshooks' own: no final status by the deadline (pipeline/watchdog.py)
 
 
 class Status(str, Enum):
@@ -67,6 +69,9 @@ class Event:
     description: str | None = None  # the provider's words for the status
     raw: dict[str, Any] = dataclasses.field(default_factory=dict)  # original fields, secret removed
     event_id: str = ""  # derived from the facts above; see `event_id_for`
+    # How a reply reached us, for `Ingest.store` to match its copies by other routes. Not on the
+    # wire (EventSchema leaves it out): only the process that parsed the reply needs it.
+    reply_copy: ReplyCopy | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # The id is taken before `occurred_at` defaults to `received_at`, so that
@@ -104,16 +109,44 @@ def event_id_for(event: Event, *extra: str) -> str:
     return f"{event.provider}-{digest[:32]}"
 
 
-def reply_event_id(provider: str, message_id: str, sender: str | None, text: str | None) -> str:
-    """The id of a reply from what every route that carries it agrees on: no time, no provider code.
+@dataclasses.dataclass(frozen=True)
+class ReplyCopy:
+    """One copy of a reply as a route brought it: what `Ingest.store` matches it with other routes' copies by."""
 
-    A reply can reach us by callback, by API look-up and by the provider's email; those
-    routes disagree on times and codes, so only the SMS answered, the phone and the text
-    (whitespace folded: email bodies wrap and pad) identify it.
+    match_key: str  # `reply_match_key`: the same for the reply's copy on every route
+    route: str  # "callback", "email", "api": copies on two routes may be one reply, two on one route are two
+    # True when the event id holds a fact of this reply alone (EmailId, Message-ID, a record's date):
+    # remembered for DEDUPE_WINDOW. False: the id holds only the words, so it is remembered for
+    # REPLY_MATCH_WINDOW, and the same words later are a new reply.
+    distinct: bool
+
+
+def _folded(text: str | None) -> str:
+    return " ".join((text or "").split())  # email bodies wrap and pad
+
+
+def reply_match_key(provider: str, message_id: str, sender: str | None, text: str | None) -> str:
+    """What every route's copy of one reply agrees on: the SMS answered, the phone, the text (whitespace folded).
+
+    Two replies with the same words share it too; `Ingest.store` tells them apart by counting
+    each route's distinct ids (docs/providers.md, "When two replies are one").
     """
-    folded = " ".join((text or "").split())
-    facts = [provider, Kind.REPLY.value, message_id, sender or "", folded]
+    facts = [provider, Kind.REPLY.value, message_id, sender or "", _folded(text)]
     digest = hashlib.sha256(json.dumps(facts, ensure_ascii=False).encode()).hexdigest()
+    return f"{provider}-{digest[:32]}"
+
+
+def reply_event_id(
+    provider: str, message_id: str, sender: str | None, text: str | None, route: str, facts: Sequence[str]
+) -> str:
+    """The id of one copy of a reply: its match key's facts, the route, and the route's own facts of this reply.
+
+    `facts` are what the route gives per reply (Red Oxygen's EmailId, an email's Message-ID,
+    Digitaleo's record date), never when we received it: a redelivered copy hashes the same,
+    and a second reply with the same words, carrying other facts, does not.
+    """
+    parts = [provider, Kind.REPLY.value, message_id, sender or "", _folded(text), route, *facts]
+    digest = hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode()).hexdigest()
     return f"{provider}-{digest[:32]}"
 
 

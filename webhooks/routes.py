@@ -19,6 +19,7 @@ from webhooks.web.endpoint import Responder, handle_callback, handle_ping
 from webhooks.web.metrics_view import serve as serve_metrics
 from webhooks.web.payload import decode
 from webhooks.web.redis_store import get_redis
+from webhooks.web.sent import handle_sent
 
 bp = Blueprint("webhooks", __name__)
 
@@ -69,12 +70,13 @@ def redoxygen_reply() -> Response:
 @bp.route("/smsc/callback", methods=["GET", "POST"])
 @metrics.counted_as("smsc")  # callbacks by provider, outcome and status, for /metrics
 def smsc_callback() -> Response:
-    # SMSC names the charset in the handler URL (`?charset=`), not in the body's Content-Type.
-    charset = smsc.declared_charset(
-        request.mimetype_params.get("charset"), request.args.get("charset"), request.args.get("fmt")
-    )
+    # SMSC names the charset in the handler URL (`?charset=`): decode reads the query with it, and
+    # the body when its Content-Type names none. The checksum is over the bytes SMSC sent.
+    charset = smsc.url_charset(request.args.get("charset"), request.args.get("fmt"))
     parse = functools.partial(
-        smsc.parse_callback, password=current_app.config["SETTINGS"].smsc_password, charset=charset or "utf-8"
+        smsc.parse_callback,
+        password=current_app.config["SETTINGS"].smsc_password,
+        charset=(request.mimetype_params.get("charset") or charset or "utf-8").strip(),
     )
     return handle_callback(parse, Responder(), decoder=functools.partial(decode, charset=charset))
 
@@ -100,6 +102,12 @@ def digitaleo_ping() -> Response:
     return handle_ping(Responder())
 
 
+@bp.route("/api/v1/sent", methods=["POST"])
+@metrics.counted_as("api")  # the user's application, not a provider: its own label in /metrics
+def api_sent() -> Response:
+    return handle_sent()
+
+
 @bp.route("/healthz")
 def healthz() -> Response:
     try:
@@ -108,7 +116,11 @@ def healthz() -> Response:
         response = jsonify(status="unavailable", redis=f"unreachable ({describe(err)})")
         response.status_code = 503
         return response
-    return jsonify(status="ok", redis="ok", inbox=inbox, handlers=list(current_app.config["SETTINGS"].handlers))
+    handlers = list(current_app.config["SETTINGS"].handlers)
+    broken = current_app.config.get("BROKEN_HANDLERS") or {}
+    if broken:  # still 200: callbacks are accepted and stored, the other handlers run (docs/operations.md)
+        return jsonify(status="degraded", redis="ok", inbox=inbox, handlers=handlers, broken=broken)
+    return jsonify(status="ok", redis="ok", inbox=inbox, handlers=handlers)
 
 
 @bp.route("/metrics")

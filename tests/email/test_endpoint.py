@@ -84,7 +84,7 @@ class TestInboundEmailEndpoint(WebhookCases):
             self.post(client, data=b"<!DOCTYPE r [<!ENTITY a 'a'>]><r>&a;</r>", content_type="application/xml"), 415
         )
 
-    def test_unknown_charset_is_415(self, client, redis):
+    def test_unknown_charset_is_400_naming_it(self, client, redis):
         # The HTTP charset means nothing for a raw email: each MIME part declares its own.
         response = self.post(client, data=REDOXYGEN_RECEIPT, content_type="message/rfc822; charset=nope-42")
         assert response.status_code == 200, response.data

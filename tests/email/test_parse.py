@@ -38,11 +38,19 @@ def test_redoxygen_receipt_is_the_callbacks_event():
     assert (event.kind, event.status, event.final, event.message_id) == (Kind.RECEIPT, Status.DELIVERED, True, "123")
 
 
-def test_redoxygen_reply_multipart_quoted_printable_is_the_callbacks_event():
+def test_redoxygen_reply_multipart_quoted_printable_is_the_callbacks_reply():
     text = "Oui, à demain 10h — merci !"
     [event] = parse(redoxygen_reply_alternative(text))
     [callback] = redoxygen.parse_reply(scrub({**REPLY_FIELDS, "ReplyText": text}, SECRET), CTX)
-    assert event.event_id == callback.event_id == reply_event_id("redoxygen", "123", "+61409000000", text)
+    # Ids of their own (the email's Message-ID, the callback's EmailId); one match key, so Ingest.store
+    # takes the email for the callback's copy (tests/pipeline/test_reply_matching.py).
+    facts = (REPLY_FIELDS["EmailId"], "<reply-123@redoxygen.net>", "0")
+    assert event.event_id == reply_event_id("redoxygen", "123", "+61409000000", text, "email", facts)
+    assert event.event_id != callback.event_id
+    assert event.reply_copy is not None and callback.reply_copy is not None
+    assert event.reply_copy.match_key == callback.reply_copy.match_key
+    assert (event.reply_copy.route, callback.reply_copy.route) == ("email", "callback")
+    assert event.text == callback.text and event.raw == callback.raw
     assert (event.kind, event.text, event.sender, event.description) == (
         Kind.REPLY,
         text,
@@ -65,7 +73,10 @@ def test_redoxygen_reply_html_only_in_each_charset(charset, text):
     [event] = parse(redoxygen_reply_html_only(text, charset))
     assert event.kind is Kind.REPLY
     assert event.text == text
-    assert event.event_id == reply_event_id("redoxygen", "123", "+61409000000", text)
+    # No Message-ID nor Date in this sample: the EmailId in the body is the one fact of the reply.
+    assert event.event_id == reply_event_id(
+        "redoxygen", "123", "+61409000000", text, "email", (REPLY_FIELDS["EmailId"],)
+    )
 
 
 def test_multiline_reply_text_runs_to_the_next_field_and_stops_at_a_signature():
@@ -134,7 +145,10 @@ def test_digitaleo_response(raw):
     text = "Yes, this open day can interest me"
     assert (event.provider, event.kind, event.status, event.final) == ("digitaleo", Kind.REPLY, Status.RECEIVED, True)
     assert (event.message_id, event.sender, event.text) == ("121905361", "801 555 0123", text)
-    assert event.event_id == reply_event_id("digitaleo", "121905361", "801 555 0123", text)
+    assert event.event_id == reply_event_id(
+        "digitaleo", "121905361", "801 555 0123", text, "email", ("<rep-121905361@digitaleo.com>",)
+    )
+    assert event.reply_copy is not None and event.reply_copy.route == "email" and event.reply_copy.distinct
     assert event.occurred_at == datetime(2017, 9, 25, 15, 41, 30, tzinfo=timezone.utc)
 
 
@@ -239,3 +253,31 @@ def test_fields_by_line_ignores_unrelated_lines():
 def test_response_text_needs_a_label_or_two_paragraphs():
     assert response_text("Reply: yes\nplease") == "yes\nplease"
     assert response_text("only one paragraph") is None
+
+
+def test_a_reply_email_is_known_by_its_message_id_else_its_date():
+    def email(headers: str, email_id: str | None = None) -> bytes:
+        fields = {k: v for k, v in REPLY_FIELDS.items() if k != "EmailId" or email_id is not None}
+        if email_id is not None:
+            fields["EmailId"] = email_id
+        body = "".join(f"{k}: {v}\r\n" for k, v in fields.items())
+        return f"From: noreply@redoxygen.net\r\nSubject: SMS reply\r\n{headers}\r\n{body}".encode()
+
+    one = "Message-ID: <r-1@redoxygen.net>\r\nDate: Fri, 20 Sep 2024 04:40:02 +0000\r\n"
+    [a], [again] = parse(email(one)), parse(email(one))
+    [other] = parse(email("Message-ID: <r-2@redoxygen.net>\r\nDate: Fri, 20 Sep 2024 04:40:02 +0000\r\n"))
+    [dated], [dated_later] = (parse(email(f"Date: Fri, 20 Sep 2024 04:4{m}:02 +0000\r\n")) for m in (0, 5))
+    [bare] = parse(email(""))
+    assert a.event_id == again.event_id  # the same email, by relay and by SMTP, or delivered twice
+    assert other.event_id != a.event_id  # another email with the same words: another reply
+    assert dated.event_id != dated_later.event_id != a.event_id
+    assert a.reply_copy is not None and bare.reply_copy is not None
+    assert a.reply_copy.match_key == bare.reply_copy.match_key
+    assert a.reply_copy.distinct and not bare.reply_copy.distinct  # nothing of this reply alone: the window decides
+
+
+def test_one_email_listing_the_same_words_twice_carries_two_replies():
+    reply = "SmsId: 123\r\nDestTN: 61409000000\r\nReplyText: YES\r\n"
+    raw = f"From: noreply@redoxygen.net\r\nMessage-ID: <r-3@redoxygen.net>\r\n\r\n{reply}{reply}".encode()
+    first, second = parse(raw)
+    assert first.text == second.text == "YES" and first.event_id != second.event_id

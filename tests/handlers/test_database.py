@@ -148,3 +148,47 @@ def test_nul_characters_do_not_poison_a_batch(handler):
         texts = conn.execute(select(sms_events.c.text).where(sms_events.c.kind == "reply")).scalars().all()
     assert texts == ["bad\ufffdtext"]
     assert count(handler) == 2
+
+
+def overdue(message_id: str, minutes: int, last: Status = Status.SENT) -> Event:
+    """A receipt_overdue event as the receipt watchdog (webhooks/pipeline/watchdog.py) makes it."""
+    from webhooks.pipeline.watchdog import overdue_event
+
+    deadline = (T0 + timedelta(minutes=minutes)).timestamp()
+    last_at = (T0 + timedelta(minutes=1)).timestamp()
+    return overdue_event(f"test:{message_id}", deadline, f"{last.value} {last_at}", deadline + 1, 3600)
+
+
+def test_overdue_is_stored_and_sets_overdue_since_without_moving_the_status(handler):
+    handler.handle_batch([receipt("m1", Status.SENT, 1)])
+    handler.handle_batch([overdue("m1", 61)])
+    handler.handle_batch([overdue("m1", 61)])  # the same alert again: one row
+    row = message(handler, "m1")
+    assert (row["status"], row["final"], row["provider_status"]) == ("sent", False, "x-sent")
+    assert row["overdue_since"].replace(tzinfo=timezone.utc) == T0 + timedelta(minutes=61)
+    with handler.engine.connect() as conn:
+        event = conn.execute(select(sms_events).where(sms_events.c.kind == "receipt_overdue")).mappings().one()
+    assert (event["status"], event["final"], event["description"]) == (
+        "sent",
+        False,
+        "no final status 60 min after `sent` at 2026-11-01T09:01:00+00:00",
+    )
+    assert count(handler) == 2
+
+
+def test_a_final_status_clears_overdue_since(handler):
+    handler.handle_batch([receipt("m1", Status.SENT, 1), overdue("m1", 61)])
+    assert message(handler, "m1")["overdue_since"] is not None
+    handler.handle_batch([receipt("m1", Status.SENT, 70)])  # not final: the alert stays
+    assert message(handler, "m1")["overdue_since"] is not None
+    handler.handle_batch([receipt("m1", Status.DELIVERED, 90)])
+    row = message(handler, "m1")
+    assert (row["status"], row["overdue_since"]) == ("delivered", None)
+
+
+def test_an_alert_never_marks_a_final_message(handler):
+    handler.handle_batch([receipt("m1", Status.DELIVERED, 2)])
+    handler.handle_batch([overdue("m1", 61)])  # raced with the final status
+    handler.handle_batch([receipt("m2", Status.SENT, 1), overdue("m2", 61), receipt("m2", Status.FAILED, 62)])
+    assert message(handler, "m1")["overdue_since"] is None
+    assert (message(handler, "m2")["status"], message(handler, "m2")["overdue_since"]) == ("failed", None)

@@ -68,3 +68,35 @@ def test_migrations_make_exactly_the_schema_the_code_uses(url):
     finally:
         engine.dispose()
     assert diff == []
+
+
+def test_a_database_at_0001_gets_overdue_since_and_keeps_its_rows(url):
+    # What `smshooks initdb` does to a database made by the release before the receipt watchdog.
+    from alembic import command
+
+    from handlers.migrate import _config
+    from tests.handlers.test_database import receipt
+    from webhooks.events import Status
+
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(_config(conn), "0001")
+            assert "overdue_since" not in {c["name"] for c in inspect(conn).get_columns("sms_messages")}
+            conn.execute(
+                text(
+                    "insert into sms_messages (provider, message_id, status, status_rank, final, status_at, updated_at)"
+                    " values ('test', 'm0', 'sent', 3, false, '2026-11-01 09:00:00', '2026-11-01 09:00:00')"
+                )
+            )
+    finally:
+        engine.dispose()
+    init_db(url)
+    assert version(url) == head() == "0002"
+    handler = DatabaseHandler(url)
+    try:
+        handler.handle_batch([receipt("m0", Status.DELIVERED, 5)])
+        with handler.engine.connect() as conn:
+            assert conn.execute(text("select status, overdue_since from sms_messages")).one() == ("delivered", None)
+    finally:
+        handler.close()

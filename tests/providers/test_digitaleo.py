@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import SECRET
 from tests.webhook_cases import JSON, WebhookCases
 from webhooks import create_app
-from webhooks.events import Kind, Status, reply_event_id
+from webhooks.events import Kind, Status, reply_event_id, reply_match_key
 from webhooks.pipeline.queueing import queue_for
 from webhooks.providers import ParseContext
 from webhooks.providers.digitaleo.ping import parse_ping
@@ -140,15 +140,31 @@ def test_history_becomes_events_with_status_map_and_utc_times():
     assert receipts[3].raw == HISTORY["list"][3]  # the whole record, technical code included when sent
 
 
-def test_rep_status_is_also_a_reply_with_the_shared_reply_id():
+def test_rep_status_is_also_a_reply_known_by_its_records_date():
     events, _ = parse_records(records(HISTORY), CTX, PARIS)
     (reply,) = [e for e in events if e.kind is Kind.REPLY]
     assert reply.status is Status.RECEIVED and reply.final
     assert reply.text == "Yes, this open day can interest me"
     assert reply.sender == "+33601010101"
-    assert reply.event_id == reply_event_id(
-        "digitaleo", "121905361", "+33601010101", "Yes, this open day can interest me"
-    )
+    text = "Yes, this open day can interest me"
+    date = [r for r in HISTORY["list"] if r["status"] == "rep"][0]["date"]
+    assert reply.event_id == reply_event_id("digitaleo", "121905361", "+33601010101", text, "api", (date,))
+    assert reply.reply_copy is not None
+    assert (reply.reply_copy.route, reply.reply_copy.distinct) == ("api", True)
+    assert reply.reply_copy.match_key == reply_match_key("digitaleo", "121905361", "+33601010101", text)
+
+
+def test_a_look_up_again_gives_the_same_reply_ids_and_a_second_reply_its_own():
+    # Every look-up re-reads the message's whole history: a later look-up must hash the same.
+    later = ParseContext(received_at=datetime(2030, 1, 1, tzinfo=timezone.utc))
+    rep = {"smsId": 7, "status": "rep", "recipient": "+33601010101", "date": "2017-09-25 17:41:26", "response": "OUI"}
+    second = {**rep, "date": "2017-09-26 09:00:00"}
+    first_ids = [e.event_id for e in parse_records([rep], CTX, PARIS)[0] if e.kind is Kind.REPLY]
+    again_ids = [e.event_id for e in parse_records([rep, second], later, PARIS)[0] if e.kind is Kind.REPLY]
+    assert again_ids[0] == first_ids[0] and again_ids[1] != first_ids[0]
+    undated = {k: v for k, v in rep.items() if k != "date"}
+    (bare,) = [e for e in parse_record(undated, CTX, PARIS) if e.kind is Kind.REPLY]
+    assert bare.reply_copy is not None and bare.reply_copy.distinct  # no date: still kept for DEDUPE_WINDOW
 
 
 def test_winter_time_and_unknown_codes():
@@ -180,3 +196,18 @@ def test_ping_appended_blindly_to_the_registered_token_url(client, redis):
     assert response.status_code == 200, response.data
     assert response.get_json()["sms_id"] == "121905361"
     assert client.get("/digitaleo/ping?token=wrong?sms_id=1").status_code == 401
+
+
+def test_a_status_map_wins_and_final_follows_its_status():
+    maps = {"digitaleo": {"no": Status.FAILED, "ok": Status.SENT}}
+    ctx = ParseContext(received_at=CTX.received_at, status_maps=maps)
+    (no,) = parse_record({"smsId": 5, "status": "NO"}, ctx, PARIS)
+    (ok,) = parse_record({"smsId": 5, "status": "ok"}, ctx, PARIS)
+    (ko,) = parse_record({"smsId": 5, "status": "ko"}, ctx, PARIS)
+    assert [(e.status, e.final, e.provider_status) for e in (no, ok, ko)] == [
+        (Status.FAILED, True, "no"),
+        (Status.SENT, False, "ok"),  # the override beats the built-in "delivered", and is not final
+        (Status.FAILED, True, "ko"),  # not in the map: the built-in table
+    ]
+    elsewhere = ParseContext(received_at=CTX.received_at, status_maps={"smsc": {"no": Status.FAILED}})
+    assert parse_record({"smsId": 5, "status": "no"}, elsewhere, PARIS)[0].status is Status.UNKNOWN

@@ -176,7 +176,7 @@ def test_queue_mode_api_down_then_back_loses_nothing(env, redis, api):
 # Lookup mode ------------------------------------------------------------------------------
 
 
-def test_lookup_mode_batches_ids_and_skips_final_ones(env, redis, api):
+def test_lookup_mode_batches_ids_and_asks_final_ones_once_per_ping_burst(env, redis, api):
     settings, config = settings_for(env, api, DIGITALEO_MODE="lookup", DIGITALEO_LOOKUP_BATCH="100")
     for n in range(250):
         api.add_status(str(n), "on")
@@ -192,9 +192,12 @@ def test_lookup_mode_batches_ids_and_skips_final_ones(env, redis, api):
     assert api.calls["smsstatus"] == 6
     assert redis.exists(FINAL_PREFIX + "0")
 
-    ping(redis, settings, config, "0", "1", "2")  # final messages pinged again: no call
+    # Final messages pinged again, twice each: a ping is news (a reply may follow `ok`), so
+    # they are asked about, once for the burst, in one call; nothing new, nothing stored.
+    ping(redis, settings, config, "0", "1", "2", "0", "1", "2")
     assert sync(redis, settings, config) == 0
-    assert api.calls["smsstatus"] == 6
+    assert api.calls["smsstatus"] == 7 and api.asked[-1] == ["0", "1", "2"]
+    assert sync(redis, settings, config) == 0 and api.calls["smsstatus"] == 7  # no ping, no call
 
 
 def test_lookup_mode_out_of_order_pings_and_reply(env, redis, api):
@@ -210,8 +213,9 @@ def test_lookup_mode_out_of_order_pings_and_reply(env, redis, api):
         ("receipt", "sent"),
         ("receipt", "replied"),
         ("reply", "received"),
+        ("receipt", "delivered"),  # "rep" is final, yet the late ping is news: asked, and read
     ]
-    assert api.calls["smsstatus"] == 1  # "rep" is final: the late ping asks nothing
+    assert api.calls["smsstatus"] == 2
 
 
 def test_lookup_mode_api_down_then_back_loses_nothing(env, redis, api):
@@ -235,6 +239,108 @@ def test_safety_tick_runs_once_per_interval_and_re_asks_open_ids(env, redis, api
     # 76 is past OPEN_MAX_AGE (dropped), 77 an interval old (asked again), 78 just pinged (left alone).
     assert redis.smembers(PENDING) == {b"77"} and queue.count == 1
     assert redis.zrange(digitaleo_sync.OPEN, 0, -1) == [b"77", b"78"]
+
+
+# A reply after delivery, and ask_about -----------------------------------------------------
+
+
+def test_lookup_mode_reply_after_delivery_is_a_reply_event(env, redis, api):
+    settings, config = settings_for(env, api, DIGITALEO_MODE="lookup", DIGITALEO_SAFETY_INTERVAL="60")
+    api.add_status("7", "on")
+    api.add_status("7", "ok")
+    ping(redis, settings, config, "7", "7")
+    assert sync(redis, settings, config) == 2
+    assert redis.exists(FINAL_PREFIX + "7") and not redis.zscore(digitaleo_sync.OPEN, "7")
+    api.reply("7", "Oui, cette journée m'intéresse")
+    ping(redis, settings, config, "7", "7")  # the reply's ping, repeated: one look-up
+    assert sync(redis, settings, config) == 2  # the `rep` receipt and the reply; the rest were stored
+    assert api.asked == [["7"], ["7"]]
+    assert [(e["kind"], e["status"], e["final"]) for e in inbox(redis)] == [
+        ("receipt", "sent", False),
+        ("receipt", "delivered", True),
+        ("receipt", "replied", True),
+        ("reply", "received", True),
+    ]
+    reply = inbox(redis)[-1]
+    assert (reply["message_id"], reply["sender"], reply["text"]) == (
+        "7",
+        "+33601010101",
+        "Oui, cette journée m'intéresse",
+    )
+    # Final again: the safety sync, which has no news, leaves it alone even if a ping re-opened it.
+    redis.zadd(digitaleo_sync.OPEN, {"7": time.time() - 120})
+    assert digitaleo_sync.safety_tick(redis, queue_for(redis, "smshooks"), config)
+    assert not redis.smembers(PENDING) and not redis.zscore(digitaleo_sync.OPEN, "7")
+
+
+def test_queue_mode_reply_after_delivery_is_read_and_stored(env, redis, api):
+    settings, config = settings_for(env, api)
+    api.add_status("8", "on")
+    api.add_status("8", "ok")
+    ping(redis, settings, config, "8", "8")
+    assert sync(redis, settings, config) == 2
+    api.reply("8", "Merci, à demain")
+    ping(redis, settings, config, "8")
+    assert sync(redis, settings, config) == 2
+    assert [(e["kind"], e["status"], e.get("text")) for e in inbox(redis)] == [
+        ("receipt", "sent", None),
+        ("receipt", "delivered", None),
+        ("receipt", "replied", None),
+        ("reply", "received", "Merci, à demain"),
+    ]
+    assert api.calls["queue"] == 2 and api.calls["smsstatus"] == 0
+
+
+def test_safety_tick_never_re_adds_final_ids(env, redis, api):
+    settings, config = settings_for(env, api, DIGITALEO_MODE="lookup", DIGITALEO_SAFETY_INTERVAL="60")
+    old = time.time() - 120
+    redis.zadd(digitaleo_sync.OPEN, {"80": old, "81": old})
+    redis.set(FINAL_PREFIX + "80", "1")
+    assert digitaleo_sync.safety_tick(redis, queue_for(redis, "smshooks"), config)
+    assert redis.smembers(PENDING) == {b"81"}
+    assert redis.zrange(digitaleo_sync.OPEN, 0, -1) == [b"81"]
+
+
+def test_ask_about_in_lookup_mode_is_batched_with_the_pings(env, redis, api):
+    settings, config = settings_for(env, api, DIGITALEO_MODE="lookup", DIGITALEO_LOOKUP_BATCH="100")
+    queue = queue_for(redis, "smshooks")
+    for n in range(140):
+        api.add_status(str(n), "on")
+    ping(redis, settings, config, *range(50))
+    assert digitaleo_sync.ask_about(redis, queue, config, [str(n) for n in range(40, 140)] + ["x1", ""])
+    assert digitaleo_sync.ask_about(redis, queue, config, "5")  # one id, not its characters
+    assert queue.scheduled_job_registry.count == 1  # the pings' sync takes the watchdog's ids too
+    assert sync(redis, settings, config) == 140
+    asked = [i for batch in api.asked for i in batch]
+    assert sorted(asked, key=int) == [str(n) for n in range(140)]  # each id once, the bad ones never
+    assert sorted(len(batch) for batch in api.asked) == [40, 100]
+    assert not redis.smembers(PENDING)
+    # Asked about, not pinged: the safety sync does not take them up again.
+    assert redis.zcard(digitaleo_sync.OPEN) == 50
+
+
+def test_ask_about_in_queue_mode_looks_up_after_the_drain(env, redis, api):
+    settings, config = settings_for(env, api)
+    queue = queue_for(redis, "smshooks")
+    for sms_id in ("1", "2", "3"):
+        api.add_status(sms_id, "ok")
+    api.queue.clear()  # their statuses left the queue unread (another reader took them)
+    api.add_status("4", "ok")  # still in the queue
+    assert digitaleo_sync.ask_about(redis, queue, config, ["1", "2", "3", "4"])
+    assert queue.scheduled_job_registry.count == 1
+    assert sync(redis, settings, config) == 4
+    # "4" came with the drain: only the three the queue did not answer cost a look-up.
+    assert api.calls["queue"] == 1 and api.asked == [["1", "2", "3"]]
+    assert sorted(e["message_id"] for e in inbox(redis)) == ["1", "2", "3", "4"]
+    assert sync(redis, settings, config) == 0 and api.calls["smsstatus"] == 1  # asked once
+
+
+def test_ask_about_without_credentials_asks_nothing(env, redis, api):
+    settings, config = settings_for(env, api, DIGITALEO_CLIENT_ID="")
+    queue = queue_for(redis, "smshooks")
+    assert digitaleo_sync.ask_about(redis, queue, config, ["1"]) is False
+    assert not redis.exists(PENDING) and not redis.exists(digitaleo_sync.DUE)
+    assert queue.count == 0 and queue.scheduled_job_registry.count == 0
 
 
 # End to end -------------------------------------------------------------------------------
@@ -300,6 +406,46 @@ def test_real_worker_runs_the_sync_its_scheduler_holds_for_the_ping_delay(env, r
     assert api.calls["queue"] == 1
 
 
+@pytest.mark.parametrize("mode", ["lookup", "queue"])
+def test_reply_after_delivery_through_gunicorn_and_a_worker(env, redis, api, mode):
+    """The stand-in pings a real gunicorn, a real `smshooks worker` asks the API; the reply reaches sms_events."""
+    from tests.conftest import free_port, process_env, wait_for
+    from tests.processes import WORKER, gunicorn, rows, running, wait_until_up
+
+    port = free_port()
+    full = {**env, **api.env(), "DIGITALEO_MODE": mode, "DIGITALEO_PING_DELAY": "1", "DIGITALEO_SAFETY_INTERVAL": "0"}
+    database = env["DATABASE_URL"]
+    api.add_status("121905361", "on")
+    api.add_status("121905361", "ok")
+    api.ping_url = f"http://127.0.0.1:{port}/digitaleo/ping?token={SECRET}"
+    procs: list = []
+    try:
+        with running(gunicorn(port), WORKER, env=process_env(full)) as procs:
+            wait_until_up(f"http://127.0.0.1:{port}", procs)
+            assert api.ping("121905361") == 200
+            wait_for(lambda: len(rows(database, "SELECT event_id FROM sms_events")) == 2, timeout=60, interval=0.3)
+            api.reply("121905361", "Yes, this open day can interest me")  # and its ping, through gunicorn
+            wait_for(lambda: len(rows(database, "SELECT event_id FROM sms_events")) == 4, timeout=60, interval=0.3)
+            time.sleep(1.5)  # a duplicate would be stored within a ping delay
+    except AssertionError as err:  # what the processes said, to tell a slow machine from a lost ping
+        said = "\n".join(f"{p.args[0]}: {p.stdout.read()[-3000:]}" for p in procs)
+        raise AssertionError(f"{err}; API calls {dict(api.calls)}, pings {api.pings}\n{said}") from None
+    events = rows(database, "SELECT kind, status, message_id, sender, text FROM sms_events ORDER BY id")
+    assert sorted(events, key=str) == sorted(
+        [
+            ("receipt", "sent", "121905361", None, None),
+            ("receipt", "delivered", "121905361", None, None),
+            ("receipt", "replied", "121905361", None, None),
+            ("reply", "received", "121905361", "+33601010101", "Yes, this open day can interest me"),
+        ],
+        key=str,
+    )
+    assert rows(database, "SELECT status FROM sms_messages") == [("replied",)]
+    assert api.pings == [("121905361", 200), ("121905361", 200)]
+    calls = {"lookup": {"queue": 0, "smsstatus": 2}, "queue": {"queue": 2, "smsstatus": 0}}[mode]
+    assert {k: api.calls[k] for k in ("queue", "smsstatus")} == calls
+
+
 def test_safety_loop_schedules_a_sync_without_pings(env, redis, api):
     import threading
 
@@ -355,3 +501,23 @@ def test_lookup_pings_during_a_sync_wait_for_the_next_one(env, redis, api):
     assert redis.smembers(PENDING) == {b"2"} and redis.exists(DUE)
     sync(redis, settings, config)
     assert api.asked == [["1"], ["2"]]
+
+
+def test_lookup_the_tail_of_a_burst_still_arriving_waits_for_the_next_sync(env, redis, api):
+    import threading
+
+    settings, config = settings_for(env, api, DIGITALEO_MODE="lookup", DIGITALEO_LOOKUP_BATCH="100")
+    for n in range(151):
+        api.add_status(str(n), "on")
+    ping(redis, settings, config, *range(150))
+    api.hold = threading.Event()  # the first batch's answer waits until "150" has been pinged
+    first = threading.Thread(target=sync, args=(redis, settings, config))
+    first.start()
+    assert api.asked_event.wait(30), "the sync never asked"
+    ping(redis, settings, config, "150")  # the burst goes on: the next sync is scheduled
+    api.hold.set()
+    first.join(30)
+    # One full batch; the 50 left and the late one go together to the sync that ping scheduled.
+    assert [len(ids) for ids in api.asked] == [100] and redis.scard(PENDING) == 51
+    sync(redis, settings, config)
+    assert [len(ids) for ids in api.asked] == [100, 51] and len(inbox(redis)) == 151

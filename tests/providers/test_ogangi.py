@@ -147,12 +147,61 @@ def test_one_message(client, redis, body):
     assert (event["message_id"], event["status"]) == ("-6710228708174720670", "sent")
 
 
-@pytest.mark.parametrize("raw_status", ["DELIVERED", "FAILED", "QUEUE", "sent_to_carrier_x"])
-def test_statuses_not_in_the_document_are_unknown_with_the_raw_code(client, redis, raw_status):
+PLAIN_NAMES = [
+    ("DELIVERED", "delivered", True),
+    ("DELIVRD", "delivered", True),
+    ("FAILED", "failed", True),
+    ("REJECTED", "failed", True),
+    ("REJECTD", "failed", True),
+    ("EXPIRED", "failed", True),
+    ("UNDELIVERED", "failed", True),
+    ("UNDELIV", "failed", True),
+    ("SENT", "sent", False),
+    ("SENT_TO_CARRIER", "sent", False),
+    ("ENROUTE", "sent", False),
+    ("QUEUED", "queued", False),
+    ("ACCEPTED", "queued", False),
+]
+
+
+@pytest.mark.parametrize("raw_status,status,final", PLAIN_NAMES)
+def test_plain_status_names_mean_what_they_say(client, redis, raw_status, status, final):
+    for spelling in (raw_status, raw_status.lower(), raw_status.capitalize()):
+        assert client.post(URL, json={**MESSAGE_1, "status": spelling}, headers=JSON).status_code == 200
+        event = queued(redis)[-1]
+        assert (event["kind"], event["status"], event["final"]) == ("receipt", status, final), spelling
+        assert event["provider_status"] == spelling  # kept as OGANGI wrote it
+
+
+def test_a_status_written_in_words_is_matched(client, redis):
+    client.post(URL, json={**MESSAGE_1, "status": "Sent to Carrier"})
+    assert queued(redis)[0]["status"] == "sent"
+
+
+@pytest.mark.parametrize("raw_status", ["QUEUE", "sent_to_carrier_x", "DELIVERED_MAYBE", "0"])
+def test_unrecognised_statuses_are_unknown_with_the_raw_code(client, redis, raw_status):
     client.post(URL, json={**MESSAGE_1, "status": raw_status, "statusDescription": "whatever"})
     [event] = queued(redis)
     assert (event["status"], event["final"], event["provider_status"]) == ("unknown", False, raw_status)
     assert event["description"] == "whatever"
+    assert event["raw"]["status"] == raw_status and event["raw"]["clientId"] == MESSAGE_1["clientId"]
+
+
+@pytest.mark.parametrize("raw_status", ["RECEIVED", "received", "INBOUND", "Inbound", "MO", "mo"])
+def test_a_status_that_says_received_is_a_reply_without_shortcodes(client, redis, raw_status):
+    mo = {**MO, "to": "0000000", "status": raw_status}  # not addressed to a configured code
+    assert client.post(URL, json=mo, headers=JSON).status_code == 200
+    [reply] = queued(redis)
+    assert (reply["kind"], reply["status"], reply["final"]) == ("reply", "received", True)
+    assert (reply["message_id"], reply["sender"], reply["text"]) == ("-1111", "+13056708084", "SI, confirmo 👍")
+    assert reply["provider_status"] == raw_status
+
+
+def test_a_received_status_needs_its_sender_and_text(client, redis):
+    response = client.post(URL, json={"id": "5", "to": "0000000", "status": "RECEIVED"}, headers=JSON)
+    assert response.status_code == 400
+    assert set(response.get_json()["fields"]) == {"from", "text"}
+    assert queued(redis) == []
 
 
 def test_status_is_matched_case_insensitively_but_kept_as_sent(client, redis):

@@ -177,16 +177,22 @@ def test_reply_text_keeps_newlines_markup_and_unicode(client, redis):
     assert queued(redis)[0]["text"] == text
 
 
-def test_reply_id_ignores_email_id_so_the_emailed_copy_matches(client, redis):
-    # Red Oxygen forwards a reply by email when this callback fails, and that email carries no
-    # EmailId we can rely on: the id is reply_event_id's (SMS, phone, text), so both copies agree.
+def test_a_second_reply_with_the_same_words_is_a_second_event(client, redis):
+    # Red Oxygen gives a reply no time; its EmailId is what tells "YES" sent twice from one
+    # "YES" posted twice (its copy by email is matched by Ingest.store, tests/pipeline/test_reply_matching.py).
     from webhooks.events import reply_event_id
 
     first = client.post(f"/redoxygen/reply{TOKEN}", data=REPLY, headers=JSON).get_json()
-    again = client.post(f"/redoxygen/reply{TOKEN}", data={**REPLY, "EmailId": "778900"}, headers=JSON).get_json()
-    assert first["event_ids"] == [reply_event_id("redoxygen", "123", "+61409000000", "Yes, see you at 10")]
+    again = client.post(f"/redoxygen/reply{TOKEN}", data=REPLY, headers=JSON).get_json()
+    second = client.post(f"/redoxygen/reply{TOKEN}", data={**REPLY, "EmailId": "778900"}, headers=JSON).get_json()
+    facts = ("778899",)
+    assert first["event_ids"] == [
+        reply_event_id("redoxygen", "123", "+61409000000", REPLY["ReplyText"], "callback", facts)
+    ]
     assert (again["accepted"], again["duplicates"]) == (0, 1)
-    assert len(queued(redis)) == 1
+    assert (second["accepted"], second["duplicates"]) == (1, 0)
+    assert second["event_ids"] != first["event_ids"]
+    assert [e["text"] for e in queued(redis)] == [REPLY["ReplyText"]] * 2
 
 
 def test_national_numbers_use_the_configured_region(env, redis):

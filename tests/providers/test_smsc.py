@@ -195,6 +195,15 @@ def test_every_status_code(client, redis, code, status, final, words):
     assert words in event["description"]
 
 
+@pytest.mark.parametrize(
+    "code,status", [("01", "delivered"), ("+1", "delivered"), ("-01", "queued"), ("020", "failed")]
+)
+def test_status_codes_are_compared_as_numbers(client, redis, code, status):
+    assert client.post(URL, data={**STATUS, "status": code}, headers=JSON).status_code == 200
+    [event] = queued(redis)
+    assert (event["status"], event["provider_status"]) == (status, code)  # kept as SMSC wrote it
+
+
 def test_err_is_kept(client, redis):
     client.post(URL, data={**STATUS, "status": "20", "err": "1"})
     [event] = queued(redis)

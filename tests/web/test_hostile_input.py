@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -248,3 +249,112 @@ def test_html_errors_say_what_is_wrong(client):
     assert response.status_code == 400
     assert b"<RESULT>100</RESULT><MESSAGE>" in response.data
     assert b"DestTN" in response.data and b"ReplyText" in response.data
+
+
+# --- charsets: the Content-Type's charset is honoured for JSON, XML and forms, at every endpoint ---
+
+CHARSETS = [("iso-8859-1", "Café déjà vu, señor"), ("windows-1251", "Да, буду в 10:00. Ёлка")]
+# endpoint, the fields it is sent, the XML root, where the text lands (None: the ping stores no event)
+CHARSET_ENDPOINTS = [
+    ("/redoxygen/reply", {"SmsId": "1", "DestTN": "+61409000000", "ReplyText": "{}"}, "Reply", "text"),
+    ("/redoxygen/receipt", {"SMSId": "5", "Result": "0000", "ResultText": "{}"}, "Receipt", "description"),
+    ("/smsc/callback?fmt={fmt}", {"id": "987", "phone": "79997654321", "mes": "{}"}, "callback", "text"),
+    (
+        "/ogangi/status",
+        {"id": "7", "to": "1", "status": "DELIVRD", "statusDescription": "{}"},
+        "message",
+        "description",
+    ),
+    ("/digitaleo/ping", {"sms_id": "12", "note": "{}"}, "ping", None),
+]
+
+
+def encoded(fields: dict, text: str, fmt: str, root: str, charset: str) -> bytes:
+    filled = {k: v.format(text) for k, v in fields.items()}
+    if fmt == "json":
+        return json.dumps(filled, ensure_ascii=False).encode(charset)
+    inner = "".join(f"<{k}>{v}</{k}>" for k, v in filled.items())
+    return f'<?xml version="1.0" encoding="{charset}"?><{root}>{inner}</{root}>'.encode(charset)
+
+
+def stored(redis) -> list[dict]:
+    return [json.loads(item) for item in redis.lrange("smshooks:inbox", 0, -1)]
+
+
+@pytest.mark.parametrize("charset,text", CHARSETS)
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+@pytest.mark.parametrize("endpoint,fields,root,field", CHARSET_ENDPOINTS)
+def test_a_body_in_its_declared_charset_is_read_at_every_endpoint(
+    client, redis, endpoint, fields, root, field, fmt, charset, text
+):
+    url = endpoint.format(fmt="3" if fmt == "json" else "2")
+    body = encoded(fields, text, fmt, root, charset)
+    assert text.encode("utf-8") not in body  # really another charset
+    content_type = f"application/{fmt}; charset={charset}"
+    sep = "&" if "?" in url else "?"
+    response = client.post(f"{url}{sep}token={SECRET}", data=body, content_type=content_type, headers=JSON_ACCEPT)
+    assert response.status_code == 200, response.data
+    if field is None:
+        assert response.get_json()["sms_id"] == "12"
+    else:
+        [event] = stored(redis)
+        assert event[field] == text
+
+
+def test_the_content_type_charset_wins_over_the_xml_declaration(client, redis):
+    text = "Да, буду"
+    fields = f"<SmsId>1</SmsId><DestTN>1</DestTN><ReplyText>{text}</ReplyText>"
+    body = f'<?xml version="1.0" encoding="utf-8"?><Reply>{fields}</Reply>'
+    response = client.post(
+        f"/redoxygen/reply?token={SECRET}",
+        data=body.encode("koi8-r"),
+        content_type="text/xml; charset=koi8-r",
+        headers=JSON_ACCEPT,
+    )
+    assert response.status_code == 200, response.data
+    assert stored(redis)[0]["text"] == text
+
+
+def test_an_undeclared_xml_body_follows_its_own_declaration(client, redis):
+    text = "Ёлка"
+    fields = f"<SmsId>1</SmsId><DestTN>1</DestTN><ReplyText>{text}</ReplyText>"
+    body = f'<?xml version="1.0" encoding="windows-1251"?><Reply>{fields}</Reply>'
+    response = client.post(
+        f"/redoxygen/reply?token={SECRET}", data=body.encode("cp1251"), content_type="text/xml", headers=JSON_ACCEPT
+    )
+    assert response.status_code == 200, response.data
+    assert stored(redis)[0]["text"] == text
+
+
+def test_smsc_body_charset_wins_over_its_url_charset_for_json(client, redis):
+    body = json.dumps({"id": "1", "phone": "79997654321", "mes": "Привет"}, ensure_ascii=False).encode("cp1251")
+    response = client.post(
+        f"/smsc/callback?token={SECRET}&fmt=3&charset=utf-8",
+        data=body,
+        content_type="application/json; charset=windows-1251",
+        headers=JSON_ACCEPT,
+    )
+    assert response.status_code == 200, response.data
+    assert stored(redis)[0]["text"] == "Привет"
+
+
+ENDPOINT_URLS = ["/redoxygen/reply", "/redoxygen/receipt", "/smsc/callback?fmt=3", "/ogangi/status", "/digitaleo/ping"]
+
+
+@pytest.mark.parametrize("url", ENDPOINT_URLS)
+@pytest.mark.parametrize(
+    "content_type,body,named",
+    [
+        ("application/json; charset=nope-42", b'{"a": "b"}', "unknown charset 'nope-42'"),
+        ("application/xml; charset=rot13", b"<a>b</a>", "unknown charset 'rot13'"),
+        ("application/json; charset=unicode_escape", b'{"a": "b"}', "unknown charset 'unicode_escape'"),
+        ("application/json; charset=windows-1251", b'{"a": "\x98"}', "body is not valid windows-1251"),
+        ("text/xml; charset=utf-8", b"<a>\xff</a>", "body is not valid utf-8"),
+    ],
+)
+def test_an_unknown_charset_or_bytes_not_in_it_is_a_400_naming_it(client, redis, url, content_type, body, named):
+    sep = "&" if "?" in url else "?"
+    response = client.post(f"{url}{sep}token={SECRET}", data=body, content_type=content_type, headers=JSON_ACCEPT)
+    assert response.status_code == 400, response.data
+    assert response.get_json()["fields"]["_body"][0].startswith(named), response.get_json()
+    assert stored(redis) == []

@@ -74,9 +74,10 @@ def _warn_at_start():
         settings = Settings.from_env()
     except ConfigError:
         return  # each worker's create_app stops with the message
-    from webhooks.app import startup_warnings  # the app, imported after PROMETHEUS_MULTIPROC_DIR is set
+    from webhooks.app import handler_problems, startup_warnings  # after PROMETHEUS_MULTIPROC_DIR is set
 
-    for message in startup_warnings(settings):
+    # Plug-ins are imported here once, before the fork; a broken one is warned about here, not per worker.
+    for message in startup_warnings(settings, handler_problems(settings, os.environ)):
         warn_once(logging.getLogger("webhooks.app"), message)
 
 

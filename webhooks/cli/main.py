@@ -36,6 +36,12 @@ def _initdb(args: argparse.Namespace) -> int:
     return 0
 
 
+def _release(args: argparse.Namespace) -> int:
+    from .release import run
+
+    return run()
+
+
 def _smtpd(args: argparse.Namespace) -> int:
     from webhooks.email.smtpd import SmtpdSettings, run
     from webhooks.telemetry.logs import redact_logs
@@ -58,9 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     worker = commands.add_parser("worker", help="run an RQ worker on the project's queue")
     worker.add_argument("--burst", action="store_true", help="quit when the queue is empty")
     worker.set_defaults(func=_worker)
-    commands.add_parser("initdb", help="create the database tables (the Procfile's release step)").set_defaults(
-        func=_initdb
-    )
+    commands.add_parser("initdb", help="create or migrate the database tables").set_defaults(func=_initdb)
+    commands.add_parser(
+        "release", help="the Procfile's release step: check every setting and handler, then migrate the database"
+    ).set_defaults(func=_release)
     commands.add_parser("smtpd", help="receive provider emails over SMTP (SMTPD_RECIPIENTS, SMTPD_PORT)").set_defaults(
         func=_smtpd
     )

@@ -22,8 +22,10 @@ from rq.serializers import JSONSerializer
 from handlers.registry import HandlerError
 from webhooks.config import Settings
 from webhooks.pipeline import jobs
+from webhooks.pipeline.deadlines import watching
 from webhooks.pipeline.queueing import FLAG_TTL, Ingest, queue_for
 from webhooks.pipeline.recovery import LEASE, Lease, Orphan, recover, requeue
+from webhooks.pipeline.watchdog import watchdog_loop
 from webhooks.redis_connection import describe, redis_client
 from webhooks.telemetry.logs import redact_logs, rq_level
 from webhooks.telemetry.sentry import init_sentry
@@ -182,6 +184,9 @@ def run(settings: Settings, burst: bool = False) -> int:
 
     if not burst:
         threading.Thread(target=_kick_forever, args=(settings, stopping), daemon=True, name="kick").start()
+        if watching(settings):
+            args = (settings, runtime.digitaleo, stopping)
+            threading.Thread(target=watchdog_loop, args=args, daemon=True, name="receipt-watchdog").start()
         if runtime.digitaleo.enabled and runtime.digitaleo.safety_interval:
             from webhooks.providers.digitaleo.sync import safety_loop
 

@@ -56,7 +56,9 @@ def handle_inbound_email(responder: Responder | None = None) -> Response:
     except BadPayload as err:
         return responder.error(err.status, "the body is not an email", scrub(err.errors, settings.webhook_secret))
 
-    ctx = ParseContext(received_at=utcnow(), phone_region=settings.phone_region)
+    ctx = ParseContext(
+        received_at=utcnow(), phone_region=settings.phone_region, status_maps=current_app.config["STATUS_MAPS"]
+    )
     events = parse_email(raw, ctx, settings.webhook_secret)
     return store_and_answer(events, responder, "email")
 

@@ -11,13 +11,14 @@ What the documents say, and what we assume where they stop:
   `Name: value`, `Name = value` or in a two-cell HTML table row, names matched
   case-insensitively. `ReplyText` runs on to the next field (replies have several lines).
   A field name seen again starts the next message, so one email may list several receipts.
-  The events are built by the callback parsers themselves, so they get the callback's ids.
+  The events are built by the callback parsers themselves: a receipt gets the callback's id.
 - Digitaleo (digitaleo-sms-api.txt, section 2.10): subject "Response from 801 555 xxxx to SMS
   #xxx"; "the body ... contains the text message that was sent along with its response", HTML
   or TEXT. The body's layout is not published either: the response is the text after a
   `Response:` (or `Réponse:`, `Reply:`, `Answer:`) label, or, without labels, the second of
-  exactly two paragraphs (the sent text comes first). Its id is `reply_event_id`, as on the
-  Digitaleo API path.
+  exactly two paragraphs (the sent text comes first).
+- A reply's id holds the email's Message-ID (else its Date): the email redelivered is one
+  reply; its copy by callback or API is matched by words (events.ReplyCopy, Ingest.store).
 - Anything else, or a recognised email whose fields do not parse, becomes one `unknown` event
   (kind and status `unknown`) with the headers, the text and the raw message (capped at
   `KEEP_CHARS`) in `raw`: never dropped.
@@ -87,7 +88,7 @@ def parse_email(raw: bytes, ctx: ParseContext, secret: str | None = None) -> lis
             provider, message_id = statuses.NAME, found["sms_id"]
             reason = "no response found in the body of a Digitaleo response email"
             return [_digitaleo_reply(message, found, text, ctx, secret)]
-        events = _redoxygen_events(text, ctx)
+        events = _redoxygen_events(text, ctx, email_identity(message))
         if events:
             return events
     except _NotFound:
@@ -127,12 +128,22 @@ def fields_by_line(text: str) -> list[dict[str, str]]:
     return [r for r in cleaned if "smsid" in {k.lower() for k in r}]
 
 
-def _redoxygen_events(text: str, ctx: ParseContext) -> list[Event]:
+def email_identity(message: Message) -> str | None:
+    """The email's own id for the replies it carries: its Message-ID, else its Date header, else None.
+
+    The same email by relay, by SMTP or delivered twice keeps both; another email does not.
+    """
+    return header(message, "message-id") or header(message, "date") or None
+
+
+def _redoxygen_events(text: str, ctx: ParseContext, identity: str | None) -> list[Event]:
     events = []
-    for record in fields_by_line(text):
+    for position, record in enumerate(fields_by_line(text)):
         names = {k.lower() for k in record}
         if "replytext" in names:
-            events += redoxygen.parse_reply(record, ctx)
+            # With the position: one email listing the same words twice carries two replies.
+            facts = (identity, str(position)) if identity else ()
+            events += redoxygen.parse_reply(record, ctx, route="email", facts=facts)
         elif "result" in names:
             events += redoxygen.parse_receipt(record, ctx)
     return events
@@ -161,13 +172,15 @@ def _digitaleo_reply(
     if response is None:
         raise _NotFound()
     sender = ctx.phone(subject["phone"])
-    # reply_event: the id the same reply gets from Digitaleo's API (webhooks.providers.digitaleo).
+    # The same reply read from Digitaleo's API is matched with this copy by Ingest.store.
     return reply_event(
         ctx,
         statuses.NAME,
         subject["sms_id"],
         sender,
         response,
+        route="email",
+        facts=(email_identity(message),),
         occurred_at=_date(message),
         raw={
             "subject": subject.string,

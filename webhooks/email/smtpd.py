@@ -22,9 +22,10 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from redis.exceptions import RedisError
 
 from webhooks.config import ConfigError, Settings, int_setting
-from webhooks.events import utcnow
+from webhooks.events import Status, utcnow
 from webhooks.pipeline.queueing import Ingest, queue_for
 from webhooks.providers import ParseContext
+from webhooks.providers.status_maps import read_status_maps
 from webhooks.redis_connection import describe
 from webhooks.web.redis_store import connect
 
@@ -38,6 +39,7 @@ class SmtpdSettings:
     host: str
     port: int
     recipients: frozenset[str]  # lower-cased addresses; "@example.com" takes the whole domain
+    status_maps: Mapping[str, Mapping[str, Status]] = dataclasses.field(default_factory=dict)  # <PROVIDER>_STATUS_MAP
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SmtpdSettings:
@@ -52,7 +54,10 @@ class SmtpdSettings:
         if bad:
             raise ConfigError(f"SMTPD_RECIPIENTS must hold email addresses or '@domain' entries, got {bad}")
         return cls(
-            host=env.get("SMTPD_HOST") or "0.0.0.0", port=int_setting(env, "SMTPD_PORT", 2525), recipients=recipients
+            host=env.get("SMTPD_HOST") or "0.0.0.0",
+            port=int_setting(env, "SMTPD_PORT", 2525),
+            recipients=recipients,
+            status_maps=read_status_maps(env),
         )
 
     def accepts(self, address: str) -> bool:
@@ -94,7 +99,9 @@ class InboundHandler:
 
     def store(self, raw: bytes) -> tuple[list[Any], list[bool]]:
         """Parse and store one message; raises RedisError when it is not stored."""
-        ctx = ParseContext(received_at=utcnow(), phone_region=self.settings.phone_region)
+        ctx = ParseContext(
+            received_at=utcnow(), phone_region=self.settings.phone_region, status_maps=self.smtpd.status_maps
+        )
         events = parse_email(raw, ctx, self.settings.webhook_secret)
         stored = self.ingest.store(events)
         return events, stored
@@ -104,7 +111,9 @@ def run(settings: Settings, smtpd: SmtpdSettings) -> int:
     """Serve until SIGTERM or SIGINT."""
     redis = connect(settings)
     handler = InboundHandler(
-        settings, smtpd, Ingest(redis, queue_for(redis, settings.queue_name), settings.dedupe_window)
+        settings,
+        smtpd,
+        Ingest(redis, queue_for(redis, settings.queue_name), settings.dedupe_window, settings.reply_match_window),
     )
 
     # aiosmtpd looks the name up for every connection unless given one; a slow resolver would stall each.

@@ -17,6 +17,7 @@ from handlers.registry import build_each, env_name, handler_of, lanes
 from webhooks.config import ConfigError, Settings
 from webhooks.events import load_events
 from webhooks.providers.digitaleo.config import DigitaleoConfig
+from webhooks.providers.status_maps import read_status_maps
 from webhooks.telemetry import metrics
 from webhooks.telemetry.redaction import secrets_from_env
 
@@ -55,6 +56,7 @@ class Runtime:
         """Build every handler that can be built; the others are reported in `broken`, by name."""
         env = dict(os.environ if env is None else env)
         settings = Settings.from_env(env)
+        read_status_maps(env)  # a bad <PROVIDER>_STATUS_MAP stops the worker too, as it stops the web
         built, broken = build_each(settings.handlers, env)
         handlers: dict[str, Handler] = {}
         policies = {}

@@ -3,10 +3,11 @@
 The path of an event:
 
 1. The web process runs one Lua script per callback (`store`): for each event it
-   marks the event id as seen (SET NX EX window) and, only if it was new, appends the
-   event to the inbox list. Mark and append are one atomic step, so a failure can
-   never leave an event marked seen but not stored. The script also raises a
-   "dispatch pending" flag; whoever raises it enqueues one `dispatch` job.
+   marks the event id as seen (SET NX EX window) and, only if it was new (and, for a
+   reply, no other route brought it already), appends the event to the inbox list.
+   Mark and append are one atomic step, so a failure can never leave an event marked
+   seen but not stored. The script also raises a "dispatch pending" flag; whoever
+   raises it enqueues one `dispatch` job.
 2. The `dispatch` job (webhooks.pipeline.jobs.dispatch) takes up to `batch_size` events off
    the head of the inbox and, in one MULTI/EXEC, enqueues one job per handler carrying
    the whole batch and trims them off the inbox. An event is therefore always either in
@@ -25,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -37,7 +39,7 @@ from rq.serializers import JSONSerializer
 from webhooks.config import Settings
 from webhooks.events import EVENT_SCHEMA, Event
 
-from . import ordering
+from . import deadlines, ordering
 
 if TYPE_CHECKING:
     from handlers.policy import Policy
@@ -51,12 +53,30 @@ LOCK_TIMEOUT = 60  # seconds a killed dispatcher can hold the lock
 RESULT_TTL = 600  # seconds a handler job's result stays readable
 FAILURE_TTL = 30 * 24 * 3600  # failed handler jobs stay for inspection and replay
 
-# KEYS: inbox, flag. ARGV: window, flag ttl, seen prefix, then (event id, payload) pairs.
+REPLIES_PREFIX = "smshooks:replies:"  # + a reply's match key: per route, how many distinct copies it brought
+
+# KEYS: inbox, flag. ARGV: flag ttl, seen prefix, replies prefix, match window, then per event five
+# values: event id, payload, seconds its id is remembered, match key ('' but for replies), route.
 # Returns one 1/0 per event (stored / duplicate) and, last, 1 when a dispatch must be enqueued.
+# A reply whose id is new is new only when its route has now brought more replies with these
+# words than any other route has within the window: callback then email of one reply is one,
+# two callbacks are two, two callbacks then their two emails are two.
 _STORE = """
 local stored = {}
-for i = 4, #ARGV, 2 do
-  if redis.call('SET', ARGV[3] .. ARGV[i], '1', 'NX', 'EX', ARGV[1]) then
+for i = 5, #ARGV, 5 do
+  local new = redis.call('SET', ARGV[2] .. ARGV[i], '1', 'NX', 'EX', ARGV[i + 2])
+  if new and ARGV[i + 3] ~= '' then
+    local key, route = ARGV[3] .. ARGV[i + 3], ARGV[i + 4]
+    local mine = redis.call('HINCRBY', key, route, 1)
+    redis.call('EXPIRE', key, ARGV[4])
+    local counts = redis.call('HGETALL', key)
+    for j = 1, #counts, 2 do
+      if counts[j] ~= route and tonumber(counts[j + 1]) >= mine then
+        new = false
+      end
+    end
+  end
+  if new then
     redis.call('RPUSH', KEYS[1], ARGV[i + 1])
     stored[#stored + 1] = 1
   else
@@ -64,7 +84,7 @@ for i = 4, #ARGV, 2 do
   end
 end
 local kick = 0
-if redis.call('LLEN', KEYS[1]) > 0 and redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then
+if redis.call('LLEN', KEYS[1]) > 0 and redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
   kick = 1
 end
 stored[#stored + 1] = kick
@@ -78,26 +98,39 @@ def queue_for(redis: Redis, name: str) -> Queue:
 
 
 class Ingest:
-    """The web side's one write: store events (deduplicated) and make sure a dispatch will run."""
+    """The web side's one write: store events (deduplicated, a reply's copies matched) and make sure a dispatch runs."""
 
-    def __init__(self, redis: Redis, queue: Queue, window: int) -> None:
+    def __init__(
+        self, redis: Redis, queue: Queue, window: int, match_window: int = Settings.reply_match_window
+    ) -> None:
         self.redis = redis
         self.queue = queue
-        self.window = window
+        self.window = window  # DEDUPE_WINDOW
+        self.match_window = match_window  # REPLY_MATCH_WINDOW
         self._store = redis.register_script(_STORE)
 
     def store(self, events: Sequence[Event]) -> list[bool]:
         """Store events in their wire form; True for each event that was new. Raises RedisError."""
-        return self._run([(e.event_id, json.dumps(EVENT_SCHEMA.dump(e))) for e in events])[0]
+        return self._run([self._entry(e) for e in events])[0]
+
+    def _entry(self, event: Event) -> tuple[str, str, int, str, str]:
+        payload = json.dumps(EVENT_SCHEMA.dump(event))
+        copy = event.reply_copy
+        if copy is None:
+            return event.event_id, payload, self.window, "", ""
+        # An id of the words alone cannot tell a redelivery from a second reply: it is
+        # forgotten with the match, and the same words later are a new reply.
+        remembered = self.window if copy.distinct else self.match_window
+        return event.event_id, payload, remembered, copy.match_key, copy.route
 
     def kick(self) -> bool:
         """Enqueue a dispatch if events wait in the inbox and none is pending."""
         return self._run([])[1]
 
-    def _run(self, events: Sequence[tuple[str, str]]) -> tuple[list[bool], bool]:
-        args: list[Any] = [self.window, FLAG_TTL, SEEN_PREFIX]
-        for event_id, payload in events:
-            args += [event_id, payload]
+    def _run(self, events: Sequence[tuple[str, str, int, str, str]]) -> tuple[list[bool], bool]:
+        args: list[Any] = [FLAG_TTL, SEEN_PREFIX, REPLIES_PREFIX, self.match_window]
+        for entry in events:
+            args += entry
         *stored, kick = self._store(keys=[INBOX, DISPATCH_FLAG], args=args)
         if kick:
             self.enqueue_dispatch()
@@ -195,6 +228,7 @@ def dispatch_inbox(redis: Redis, queue: Queue, settings: Settings, policies: Map
             waiting: list[tuple[_Planned, str, list[str]]] = []
             with redis.pipeline(transaction=True) as pipe:
                 pipe.multi()  # explicitly: RQ's enqueue would start it only at its own first command
+                deadlines.track(pipe, settings, events, time.time())  # the receipt watchdog's clocks
                 for i, job in enumerate(planned):
                     job_id = handler_job_id(job.name, [e["event_id"] for e in job.events])
                     after = sequencer.after(job_id, keys[i]) if sequencer is not None and i in keys else []

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from marshmallow import ValidationError, fields
 
-from webhooks.events import Event, Kind, Status, reply_event_id
+from webhooks.events import FINAL_STATUSES, Event, Kind, ReplyCopy, Status, reply_event_id, reply_match_key
 from webhooks.phones import to_e164
 
 
@@ -30,9 +31,17 @@ class ParseContext:
 
     received_at: datetime
     phone_region: str | None = None
+    # The user's <PROVIDER>_STATUS_MAP overrides by provider name, codes as the parser compares
+    # them (status_maps.read_status_maps); built once per process, shared by every context.
+    status_maps: Mapping[str, Mapping[str, Status]] = dataclasses.field(default_factory=dict)
 
     def phone(self, number: str | None) -> str | None:
         return to_e164(number, self.phone_region)
+
+    def status_for(self, provider: str, code: str, builtin: tuple[Status, bool]) -> tuple[Status, bool]:
+        """The user's mapping of `code` (final as its status is) when there is one, else the built-in one."""
+        mapped = self.status_maps.get(provider, {}).get(code)
+        return builtin if mapped is None else (mapped, mapped in FINAL_STATUSES)
 
 
 def is_number(text: str) -> bool:
@@ -59,9 +68,22 @@ class Code(fields.Field):
 
 
 def reply_event(
-    ctx: ParseContext, provider: str, message_id: str, sender: str | None, text: str | None, **extra: Any
+    ctx: ParseContext,
+    provider: str,
+    message_id: str,
+    sender: str | None,
+    text: str | None,
+    *,
+    route: str,
+    facts: Sequence[str | None] = (),
+    distinct: bool | None = None,
+    **extra: Any,
 ) -> Event:
-    """A reply from a phone, with the id every route that carries it agrees on (events.reply_event_id)."""
+    """A reply from a phone: its id from `route`'s own `facts` of it, its match key for the copies on other routes.
+
+    `distinct` defaults to whether any fact was given (events.ReplyCopy).
+    """
+    given = tuple(f or "" for f in facts)
     return Event(
         provider=provider,
         kind=Kind.REPLY,
@@ -71,6 +93,9 @@ def reply_event(
         sender=sender,
         text=text,
         received_at=ctx.received_at,
-        event_id=reply_event_id(provider, message_id, sender, text),
+        event_id=reply_event_id(provider, message_id, sender, text, route, given),
+        reply_copy=ReplyCopy(
+            reply_match_key(provider, message_id, sender, text), route, any(given) if distinct is None else distinct
+        ),
         **extra,
     )

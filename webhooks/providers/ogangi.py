@@ -32,12 +32,42 @@ from . import Code, ParseContext, ParseError, reply_event
 
 NAME = "ogangi"
 
-# Every message status the document names; anything else is `unknown`, the raw code kept.
+# The document names one message status (SENT_TO_CARRIER) and points to a "Message's Status"
+# page it does not include. The others are the names SMS platforms use (SMPP's DELIVRD,
+# UNDELIV, ...) that say what they mean. Compared case-insensitively, with spaces and hyphens
+# read as `_` ("Sent to Carrier"); anything else is `unknown`, the raw code kept.
 STATUSES: dict[str, tuple[Status, bool]] = {
+    "QUEUED": (Status.QUEUED, False),
+    "ACCEPTED": (Status.QUEUED, False),  # taken by OGANGI, not yet handed on
+    "ENROUTE": (Status.SENT, False),  # on its way through the carrier's network
+    "SENT": (Status.SENT, False),
     "SENT_TO_CARRIER": (Status.SENT, False),  # "Sent to Carrier": the carrier may still fail it
+    "DELIVERED": (Status.DELIVERED, True),
+    "DELIVRD": (Status.DELIVERED, True),
+    "FAILED": (Status.FAILED, True),
+    "REJECTED": (Status.FAILED, True),
+    "REJECTD": (Status.FAILED, True),
+    "EXPIRED": (Status.FAILED, True),
+    "UNDELIVERED": (Status.FAILED, True),
+    "UNDELIV": (Status.FAILED, True),
 }
+# Statuses that say a phone sent the message to us: an inbound message (a reply), as one to OGANGI_SHORTCODES.
+INBOUND_STATUSES = frozenset({"RECEIVED", "INBOUND", "MO"})
+_NAME = re.compile(r"^\w{1,64}$")
 EXAMPLE_DATE = "2014-12-17T00:12:13.571-04:30"
 _DECLARATION = re.compile(rb"^\s*<\?xml[^>]*\?>")
+
+
+def status_code(text: str) -> str:
+    """A status as the parser compares it, for OGANGI_STATUS_MAP: upper case, spaces and hyphens as `_`."""
+    name = re.sub(r"[\s-]+", "_", text.strip()).upper()
+    if not _NAME.match(name):
+        raise ValueError("is not a status name OGANGI sends (letters, digits and _, such as DELIVRD)")
+    return name
+
+
+def _status_key(value: Any) -> str:
+    return re.sub(r"[\s-]+", "_", str(value or "").strip()).upper()
 
 
 def rooted(body: bytes) -> bytes:
@@ -135,7 +165,12 @@ def parse_notification(
             fields_ = None
         if not isinstance(message, Mapping):
             continue
-        inbound = str(message.get("to", "")).strip() in shortcodes
+        # A message to one of our codes, or one whose status says it was received (unless the user's
+        # OGANGI_STATUS_MAP names that status: the override wins, and makes it a receipt).
+        key = _status_key(message.get("status"))
+        inbound = str(message.get("to", "")).strip() in shortcodes or (
+            key in INBOUND_STATUSES and key not in ctx.status_maps.get(NAME, {})
+        )
         # A reply needs who sent it and what; a receipt needs its status. All are reported at once.
         needed = ("from", "text") if inbound else ("status",)
         errors.update(
@@ -155,7 +190,8 @@ def parse_notification(
 
 
 def _receipt(f: dict[str, Any], raw: Mapping[str, Any], ctx: ParseContext) -> Event:
-    status, final = STATUSES.get(f["status"].upper(), (Status.UNKNOWN, False))
+    key = _status_key(f["status"])
+    status, final = ctx.status_for(NAME, key, STATUSES.get(key, (Status.UNKNOWN, False)))
     return Event(
         provider=NAME,
         kind=Kind.RECEIPT,
@@ -173,15 +209,16 @@ def _receipt(f: dict[str, Any], raw: Mapping[str, Any], ctx: ParseContext) -> Ev
 
 def _reply(f: dict[str, Any], raw: Mapping[str, Any], ctx: ParseContext) -> Event:
     sender = ctx.phone(f["sender"])
-    # The object does not name the message answered, so an MO is known by its own id;
-    # reply_event_id (id, phone, text; no time) keeps it stable across routes that write
-    # the date differently.
+    # The object does not name the message answered, so an MO is known by its own id: the
+    # fact of this reply alone. No time goes in: another route may write the date differently.
     return reply_event(
         ctx,
         NAME,
         f["id"],
         sender,
         f["text"],
+        route="callback",
+        facts=(f["id"],),
         recipient=f["to"],
         provider_status=f["status"],
         description=f["status_description"],

@@ -41,6 +41,13 @@ def _receipt_status(code: str) -> Status:
     return Status.UNKNOWN
 
 
+def status_code(text: str) -> str:
+    """A `Result` code as the receipt parser compares it, for REDOXYGEN_STATUS_MAP: four digits, zero-padded."""
+    if not is_number(text):
+        raise ValueError("is not a number Red Oxygen sends (its Result codes are numbers such as 0000 or 2011)")
+    return text.zfill(4)
+
+
 class Timestamp(fields.DateTime):
     """ISO 8601 as in the send response (`2024-09-20T04:39:13.819Z`); no zone means UTC."""
 
@@ -167,13 +174,14 @@ def parse_receipt(payload: Mapping[str, Any], ctx: ParseContext) -> list[Event]:
         except ParseError as err:
             errors.update(err.errors)
             continue
-        status = _receipt_status(fields_["result"])
+        builtin = _receipt_status(fields_["result"])
+        status, final = ctx.status_for(NAME, fields_["result"], (builtin, builtin in FINAL_STATUSES))
         events.append(
             Event(
                 provider=NAME,
                 kind=Kind.RECEIPT,
                 status=status,
-                final=status in FINAL_STATUSES,
+                final=final,
                 message_id=fields_["sms_id"],
                 recipient=ctx.phone(fields_["dest_tn"]),
                 provider_status=fields_["result"],
@@ -190,12 +198,15 @@ def parse_receipt(payload: Mapping[str, Any], ctx: ParseContext) -> list[Event]:
     return events
 
 
-def parse_reply(payload: Mapping[str, Any], ctx: ParseContext) -> list[Event]:
+def parse_reply(
+    payload: Mapping[str, Any], ctx: ParseContext, route: str = "callback", facts: tuple[str | None, ...] = ()
+) -> list[Event]:
+    """One reply event: by the HTTP Reply Service (`route` callback), or read from its email copy (email, `facts`)."""
     fields_ = _load(_REPLY, payload, "")
     sender = ctx.phone(fields_["dest_tn"])
-    # Red Oxygen gives a reply no time. A reply it forwards by email when this callback failed
-    # carries no EmailId we can rely on, so the id is reply_event_id's (SMS, phone, text) alone:
-    # hashing the EmailId would store the same reply twice when it arrives both ways.
+    # Red Oxygen gives a reply no time; its EmailId is the one fact of this reply a redelivered
+    # callback repeats and a second reply with the same words does not. The email copy's EmailId
+    # need not be the callback's, so copies are matched by Ingest.store across routes, not by id.
     return [
         reply_event(
             ctx,
@@ -203,6 +214,8 @@ def parse_reply(payload: Mapping[str, Any], ctx: ParseContext) -> list[Event]:
             fields_["sms_id"],
             sender,
             fields_["reply_text"],
+            route=route,
+            facts=(fields_["email_id"], *facts),
             description=f"Reply from {fields_['dest_name']}" if fields_["dest_name"] else None,
             raw=dict(payload),
         )

@@ -58,14 +58,22 @@ STATUSES: dict[str, tuple[Status, bool, str]] = {
 CHECKSUM_FIELDS = ("md5", "sha1", "crc32")
 
 
-def declared_charset(content_type_charset: str | None, url_charset: str | None, fmt: str | None) -> str | None:
-    """The charset SMSC was told to use: the body's Content-Type, else the URL's `charset`, else windows-1251.
+def status_code(text: str) -> str:
+    """A status as the parser compares it, for SMSC_STATUS_MAP: a whole number, so `01` is `1` and `-1` stays."""
+    text = text.strip()
+    if len(text) > 20 or not is_number(text[1:] if text[:1] in ("-", "+") else text):
+        raise ValueError("is not a number SMSC sends")
+    return str(int(text))
 
-    None means "the format's own rule": SMSC does not use koi8-r for XML or JSON (`fmt`),
-    so those bodies are read as UTF-8 (JSON) or by their XML declaration.
+
+def url_charset(url_charset: str | None, fmt: str | None) -> str | None:
+    """The charset SMSC was told to use in the handler URL: its `charset`, else windows-1251.
+
+    It reads the query string, and the body when its Content-Type names no charset (a
+    declared one wins, as for every provider: webhooks/web/payload.py's decode). None means
+    "the format's own rule": SMSC does not use koi8-r for XML or JSON (`fmt`), so those
+    bodies are read as UTF-8 (JSON) or by their XML declaration.
     """
-    if content_type_charset:
-        return content_type_charset
     charset = (url_charset or DEFAULT_CHARSET).strip().lower()
     if charset == "koi8-r" and (fmt or "").strip() in ("2", "3"):
         return None
@@ -165,7 +173,14 @@ def parse_callback(
 
 def _status(f: dict[str, Any], ctx: ParseContext, raw: dict[str, Any]) -> Event:
     code = f["status"]
-    status, final, words = STATUSES.get(code, (Status.UNKNOWN, False, f"unknown status {code}"))
+    try:
+        key = status_code(code)
+    except ValueError:
+        key = code  # not a number: unknown to both tables
+    status, final, words = STATUSES.get(key, (Status.UNKNOWN, False, f"unknown status {code}"))
+    if key not in STATUSES and key in ctx.status_maps.get(NAME, {}):
+        words = f"status {code} (SMSC_STATUS_MAP)"
+    status, final = ctx.status_for(NAME, key, (status, final))
     err = f["err"]
     occurred_at = _unix_time(f["time"], f["ts"])
     event = Event(
@@ -189,15 +204,16 @@ def _status(f: dict[str, Any], ctx: ParseContext, raw: dict[str, Any]) -> Event:
 def _incoming(f: dict[str, Any], ctx: ParseContext, raw: dict[str, Any]) -> Event:
     sender = ctx.phone(f["phone"])
     # SMSC does not say which of our messages an incoming SMS answers, so the SMS is
-    # known by its own id. reply_event_id (id, phone, text; no time) rather than
-    # event_id_for: SMSC also serves incoming SMS through its API, whose times are
-    # written differently, and the same SMS read there must get the same id.
+    # known by its own id: the fact of this reply alone. No time goes in: SMSC also serves
+    # incoming SMS through its API, whose times are written differently.
     return reply_event(
         ctx,
         NAME,
         f["id"],
         sender,
         f["mes"],
+        route="callback",
+        facts=(f["id"],),
         recipient=ctx.phone(f["to"]),
         occurred_at=_unix_time(f["sent"], f["time"]),
         raw=raw,

@@ -8,8 +8,8 @@
 The rules of `scrub_value`, applied to every string in the event (message, exception values,
 stack-frame variables, breadcrumbs, extra, tags, request data; keys included):
 
-- every configured secret becomes `[secret]`: each of WEBHOOK_SECRET's secrets, the value of
-  every environment variable whose name says it is secret (`*SECRET*`, `*PASSWORD*`,
+- every configured secret becomes `[secret]`: each of WEBHOOK_SECRET's secrets and API_TOKENS'
+  tokens, the value of every environment variable whose name says it is secret (`*SECRET*`, `*PASSWORD*`,
   `*TOKEN*`, `*API_KEY*` and similar), and the password of every URL in the environment
   (`DATABASE_URL`, `REDIS_URL`, an SMTP URL, ...);
 - a password in any URL: `scheme://user:pass@host` becomes `scheme://user:***@host`;
@@ -36,6 +36,8 @@ from webhooks.config import split_secrets
 FILTERED = "[Filtered]"
 # WEBHOOK_URL: an incoming-webhook URL (SLACK_WEBHOOK_URL) is itself the credential that posts to it.
 SECRET_ENV_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL|WEBHOOK_URL")
+# Our own secret settings, named here so that they stay secret whatever becomes of the pattern above.
+SECRET_SETTINGS = frozenset({"WEBHOOK_SECRET", "API_TOKENS"})
 MIN_SCRUBBED_LENGTH = 6  # a shorter "secret" (a port, "true") would mangle ordinary text and protect nothing
 
 SENSITIVE_KEY = re.compile(
@@ -81,7 +83,7 @@ def secrets_from_env(env: Mapping[str, str], extra: Iterable[str] = ()) -> tuple
     for name, value in env.items():
         if not value:
             continue
-        if SECRET_ENV_NAME.search(name.upper()):
+        if name in SECRET_SETTINGS or SECRET_ENV_NAME.search(name.upper()):
             found.update(part.strip() for part in value.split(",") if part.strip())
         if "://" in value:
             found.update(_url_credentials(value))

@@ -73,7 +73,7 @@ def client_address(request: Request) -> ipaddress.IPv4Address | ipaddress.IPv6Ad
     return address
 
 
-def _throttle_key(address: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> str:
+def throttle_key(address: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> str:
     """One counter per IPv4 address, and per IPv6 /64: one host gets a whole /64 to rotate through."""
     if address is None:
         return "unknown"
@@ -105,7 +105,7 @@ def admit(
     if authorized or is_authorized(request, settings.webhook_secret):
         return None
     if settings.auth_fail_limit:
-        wait = count_failure(_throttle_key(address), settings.auth_fail_limit)
+        wait = count_failure(throttle_key(address), settings.auth_fail_limit)
         if wait:
             return Refusal(
                 429, f"too many failed authentications from this address; retry in {wait} s", {"Retry-After": str(wait)}

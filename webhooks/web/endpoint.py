@@ -8,8 +8,8 @@ Error mapping (never a 5xx for anything the caller sent):
     401  the shared secret is missing or wrong (429 once an address fails too often),
          or a provider's signature does not match
     413  the body is over 64 KiB (chunked bodies included)
-    415  a Content-Type or charset we cannot read
-    400  the body is not what the provider sends; every bad field is named
+    415  a Content-Type we cannot read
+    400  the body is not what the provider sends (every bad field is named), or not in its charset
     503  Redis cannot be reached: nothing was stored, the provider should retry (Retry-After)
     200  every event is in Redis (or was already: a duplicate is acknowledged, not stored twice)
 """
@@ -95,7 +95,10 @@ def handle_callback(parse: Parser, responder: Responder, decoder: Decoder = deco
     try:
         body = read_body(request)
         payload = scrub(decoder(request, body), secret)  # a ReplyURL field carries our ?token=
-        events = parse(payload, ParseContext(received_at=utcnow(), phone_region=settings.phone_region))
+        # STATUS_MAPS: the <PROVIDER>_STATUS_MAP overrides create_app read once (providers/status_maps.py).
+        maps = current_app.config["STATUS_MAPS"]
+        ctx = ParseContext(received_at=utcnow(), phone_region=settings.phone_region, status_maps=maps)
+        events = parse(payload, ctx)
     except RequestEntityTooLarge:
         return responder.error(413, f"body is over {current_app.config['MAX_CONTENT_LENGTH']} bytes")
     except SignatureError as err:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from webhooks.providers.send_responses import MAX_MESSAGES, PROVIDERS, RESPONSES
+
 JSON = "application/json"
 HTML = "text/html"
 
@@ -29,11 +31,11 @@ def _json(schema: dict[str, Any], description: str, html: bool = False, headers:
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}}
 # What every provider callback may answer besides 200, with the reason (webhooks/endpoint.py).
 CALLBACK_ERRORS = {
-    "400": "The callback is not what the provider sends; `fields` names every bad field",
+    "400": "The callback is not what the provider sends, or not in its declared charset; `fields` names what is wrong",
     "401": "The secret is missing or wrong",
     "403": "The client address is not in ALLOWED_IPS",
     "413": "The body is over 64 KiB",
-    "415": "A Content-Type or charset that cannot be read",
+    "415": "A Content-Type that cannot be read",
     "429": "Too many failed authentications from this address (Retry-After)",
     "503": "Redis cannot be reached: nothing was stored, retry later (Retry-After)",
 }
@@ -185,6 +187,67 @@ def _email(summary: str) -> dict[str, Any]:
     }
 
 
+def _sent() -> dict[str, Any]:
+    """POST /api/v1/sent (webhooks/web/sent.py): a provider's send response, or the plain form; bearer token."""
+    phones = {
+        "oneOf": [{"type": "array", "items": _CODE}, {"type": "string", "description": "phones, comma-separated"}]
+    }
+    envelope = {
+        "type": "object",
+        "required": ["response"],
+        "properties": {
+            "provider": {"type": "string", "enum": sorted(RESPONSES), "description": "or ?provider="},
+            "response": {"description": "what the provider answered to the send, as received (object, list or text)"},
+            "recipients": {**phones, "description": "the phones sent to (SMSC's answer names none)"},
+            "phones": {**phones, "description": "the same as recipients (SMSC's spelling)"},
+        },
+    }
+    provider = {"type": "string", "enum": list(PROVIDERS), "description": "or the list's, or ?provider="}
+    message = {
+        "type": "object",
+        "required": ["message_id"],
+        "properties": {
+            "provider": provider,
+            "message_id": _CODE,
+            "recipient": {**_CODE, "nullable": True},
+            "sent_at": {"type": "string", "format": "date-time", "nullable": True},
+        },
+    }
+    listing = {"type": "array", "items": message, "minItems": 1, "maxItems": MAX_MESSAGES}
+    wrapped = {
+        "type": "object",
+        "required": ["messages"],
+        "properties": {"provider": provider, "messages": listing},
+    }
+    errors = {
+        "400": "The body is not a send response or the plain form; `fields` names every bad field",
+        "401": "The bearer token is missing or wrong (WWW-Authenticate: Bearer)",
+        "404": "The API is off: API_TOKENS is not set",
+        "413": f"The body is over 1 MiB, or names more than {MAX_MESSAGES} messages",
+        "415": "The body is not JSON",
+        "429": CALLBACK_ERRORS["429"],
+        "503": CALLBACK_ERRORS["503"],
+    }
+    responses = {"200": _json(_ref("Accepted"), "Every message's event is in Redis (a repeat counts as a duplicate)")}
+    for status, reason in errors.items():
+        responses[status] = _json(_ref("Error"), reason, headers=RETRY_AFTER if status in ("429", "503") else None)
+    return {
+        "post": {
+            "summary": "Record messages as sent (queued) from the provider's send response: their timeline starts",
+            "security": [{"bearer": []}],
+            "parameters": [
+                {"name": "provider", "in": "query", "required": False, "schema": {"type": "string"}},
+                {"name": "recipients", "in": "query", "required": False, "schema": {"type": "string"}},
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {JSON: {"schema": {"anyOf": [envelope, message, listing, wrapped]}}},
+            },
+            "responses": responses,
+        }
+    }
+
+
 PATHS: dict[str, dict[str, Any]] = {
     "/redoxygen/receipt": callback(
         "Red Oxygen delivery receipt (ReceiptCallbackURL)",
@@ -264,6 +327,7 @@ PATHS: dict[str, dict[str, Any]] = {
     ),
     "/inbound/email": _email("A provider's email: the raw RFC 822 message, or an inbound-mail relay's form"),
     "/inbound/email/mime": _email("The same, at the URL Mailgun posts raw messages to (it must end in `mime`)"),
+    "/api/v1/sent": _sent(),
     "/metrics": {
         "get": {
             "summary": "Prometheus metrics (text exposition format)",
@@ -281,7 +345,7 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": {
             "summary": "Redis reachable, inbox length, enabled handlers",
             "responses": {
-                "200": _json(_ref("Health"), "Redis answers"),
+                "200": _json(_ref("Health"), "Redis answers (status degraded: a handler in HANDLERS cannot run)"),
                 "503": _json(_ref("Health"), "Redis cannot be reached"),
             },
         }
@@ -305,6 +369,11 @@ COMPONENTS: dict[str, Any] = {
             "description": "WEBHOOK_SECRET (any one of them during a rotation)",
         },
         "basic": {"type": "http", "scheme": "basic", "description": "WEBHOOK_SECRET as the password"},
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "one of API_TOKENS (the API's, never WEBHOOK_SECRET)",
+        },
     },
     "schemas": {
         "Accepted": {
@@ -334,10 +403,12 @@ COMPONENTS: dict[str, Any] = {
             "type": "object",
             "required": ["status", "redis"],
             "properties": {
-                "status": {"type": "string", "enum": ["ok", "unavailable"]},
+                "status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
                 "redis": {"type": "string"},
                 "inbox": {"type": "integer"},
                 "handlers": {"type": "array", "items": {"type": "string"}},
+                # degraded: handlers that cannot run, name -> reason; callbacks are still accepted (200)
+                "broken": {"type": "object", "additionalProperties": {"type": "string"}},
             },
         },
     },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 from collections.abc import Callable, Iterable
@@ -22,7 +23,7 @@ SECRET_FIELDS = frozenset({"token"})
 
 
 class BadPayload(ParseError):
-    """The body cannot be read as what it claims to be (400, or 415 for a format or charset we lack)."""
+    """The body cannot be read as what it claims to be (400, or 415 for a format we lack)."""
 
     def __init__(self, errors: dict[str, list[str]], status: int = 400) -> None:
         super().__init__(errors)
@@ -54,19 +55,33 @@ def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     return b"".join(chunks)
 
 
+# Python codecs that are not charsets a sender could mean: they turn escapes or IDNA into text.
+_NOT_CHARSETS = frozenset({"unicode-escape", "raw-unicode-escape", "punycode", "idna", "undefined"})
+
+
 def _charset(request: Request) -> str | None:
-    return request.mimetype_params.get("charset")
+    return (request.mimetype_params.get("charset") or "").strip() or None
+
+
+def check_charset(charset: str) -> None:
+    """BadPayload (400) naming `charset` when Python has no text codec of that name."""
+    try:
+        known = codecs.lookup(charset).name not in _NOT_CHARSETS
+        b"x".decode(charset, "replace")  # LookupError for codecs that are not text encodings (rot13, base64)
+    except LookupError:
+        known = False
+    if not known:
+        raise BadPayload({"_body": [f"unknown charset {charset!r}: send UTF-8, or name a charset such as ISO-8859-1"]})
 
 
 def _decode_text(body: bytes, charset: str | None) -> str:
     """Decode by the declared charset; undeclared bodies are UTF-8, or Latin-1 when they are not."""
     if charset:
+        check_charset(charset)
         try:
             return body.decode(charset)
-        except LookupError:
-            raise BadPayload({"_body": [f"unknown charset {charset!r}"]}, status=415) from None
-        except UnicodeDecodeError:
-            raise BadPayload({"_body": [f"body is not valid {charset}"]}) from None
+        except UnicodeDecodeError as exc:
+            raise BadPayload({"_body": [f"body is not valid {charset}: {exc.reason} at byte {exc.start}"]}) from None
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:
@@ -155,7 +170,7 @@ def parse_form(body: bytes, request: Request, charset: str | None = None) -> dic
     try:
         pairs = parse_qsl(text, keep_blank_values=True, encoding=charset or "utf-8", errors="strict")
     except (UnicodeDecodeError, LookupError) as exc:
-        raise BadPayload({"_body": [f"form field is not valid text: {exc}"]}) from None
+        raise BadPayload({"_body": [f"form field is not valid {charset or 'utf-8'}: {exc}"]}) from None
     return dict(pairs)
 
 
@@ -189,12 +204,19 @@ def decode(request: Request, body: bytes, charset: str | None = None) -> dict[st
     """Query-string fields overlaid with the body's fields, secret fields removed.
 
     The format comes from Content-Type; a missing or generic one (text/plain,
-    application/octet-stream) is sniffed from the first byte. `charset` is one the
-    caller knows from elsewhere (SMSC names it in the callback URL): the query
-    string and the body, whatever its format, are then read with it.
+    application/octet-stream) is sniffed from the first byte. The body, whatever its
+    format (JSON, XML, form), is read in the charset its Content-Type declares; an
+    unknown charset, or bytes not valid in it, is a 400 naming the charset. Undeclared,
+    JSON is UTF-8, XML follows its own declaration, a form is UTF-8 (else Latin-1), and
+    the query string is read as Werkzeug reads it (UTF-8).
+
+    `charset` is one a provider names elsewhere (SMSC, in the callback URL): it reads the
+    query string, and the body when the Content-Type declares none.
     """
-    if charset:
-        _decode_text(b"", charset)  # an unknown charset is a 415 before anything is read
+    declared = _charset(request)
+    for name in (declared, charset):
+        if name:
+            check_charset(name)  # an unknown charset is refused before anything is read
     args = query_fields(request, charset) if charset else request.args
     fields: dict[str, Any] = {k: v for k, v in args.items() if k not in SECRET_FIELDS}
     if not body.strip():
@@ -212,9 +234,10 @@ def decode(request: Request, body: bytes, charset: str | None = None) -> dict[st
             {"_body": [f"cannot read a {mimetype or 'body without a Content-Type'}: send JSON, XML or a form"]},
             status=415,
         )
-    text = _decode_text(body, charset) if charset and kind != "form" else None
+    body_charset = declared or charset
+    text = _decode_text(body, body_charset) if body_charset and kind != "form" else None
     if kind == "json":
-        data = parse_json(body if text is None else text)
+        data = parse_json(body if text is None else text.removeprefix("\ufeff"))  # json.loads refuses a BOM in text
         if not isinstance(data, (dict, list)):
             raise BadPayload({"_body": [f"JSON body must be an object or a list, got {type(data).__name__}"]})
         if isinstance(data, list):
@@ -222,6 +245,6 @@ def decode(request: Request, body: bytes, charset: str | None = None) -> dict[st
     elif kind == "xml":
         data = parse_xml(body if text is None else text)  # from text, expat ignores the encoding declaration
     else:
-        data = parse_form(body, request, charset)
+        data = parse_form(body, request, body_charset)
     fields.update({k: v for k, v in data.items() if k not in SECRET_FIELDS})
     return fields

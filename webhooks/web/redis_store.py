@@ -40,6 +40,8 @@ def get_ingest() -> Ingest:
     if ingest is None:
         settings = current_app.config["SETTINGS"]
         redis = get_redis()
-        ingest = Ingest(redis, queue_for(redis, settings.queue_name), settings.dedupe_window)
+        ingest = Ingest(
+            redis, queue_for(redis, settings.queue_name), settings.dedupe_window, settings.reply_match_window
+        )
         current_app.extensions["smshooks.ingest"] = ingest
     return ingest

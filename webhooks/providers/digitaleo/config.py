@@ -7,6 +7,10 @@ from collections.abc import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from webhooks.config import ConfigError, int_setting
+from webhooks.events import Status
+from webhooks.providers.status_maps import read_status_map
+
+from . import statuses
 
 DEFAULT_TOKEN_URL = "https://oauth.messengeo.net/token"
 DEFAULT_API_URL = "https://sms.messengeo.net/rest"
@@ -25,6 +29,7 @@ class DigitaleoConfig:
     timezone: str = "Europe/Paris"  # the account's zone: API dates carry none
     timeout: int = 10  # seconds for each connect and each read
     lookup_batch: int = 400  # ids per /smsstatus request: ~4.4 kB of URL, ~1,600 statuses (a page is 2,000)
+    status_map: Mapping[str, Status] = dataclasses.field(default_factory=dict)  # DIGITALEO_STATUS_MAP, for the sync
 
     @property
     def enabled(self) -> bool:
@@ -58,4 +63,5 @@ class DigitaleoConfig:
             timezone=timezone,
             timeout=int_setting(env, "DIGITALEO_TIMEOUT", cls.timeout),
             lookup_batch=int_setting(env, "DIGITALEO_LOOKUP_BATCH", cls.lookup_batch),
+            status_map=read_status_map(env, statuses.NAME),
         )

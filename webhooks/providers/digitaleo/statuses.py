@@ -36,7 +36,15 @@ STATUSES = {
     "rep": Status.REPLIED,
     "no": Status.UNKNOWN,
 }
-FINAL_CODES = frozenset({"ok", "ko", "rep"})  # no later status follows; never asked about again
+FINAL_CODES = frozenset({"ok", "ko", "rep"})  # final (2.8), though a `rep` may follow `ok`: a ping says so
+
+
+def status_code(text: str) -> str:
+    """A short code as the parser compares it, for DIGITALEO_STATUS_MAP: lower case."""
+    code = text.strip().lower()
+    if not code or len(code) > 64 or any(c.isspace() for c in code):
+        raise ValueError("is not a status code Digitaleo sends (a short code such as 'ok' or 'ko')")
+    return code
 
 
 def as_sms_id(value: Any) -> str | None:
@@ -84,13 +92,13 @@ def parse_record(record: Any, ctx: ParseContext, zone: tzinfo) -> list[Event]:
     occurred_at = local_time(record.get("date"), zone)
     phone = ctx.phone(record.get("recipient") if isinstance(record.get("recipient"), str) else None)
     description = record.get("description") if isinstance(record.get("description"), str) else None
-    status = STATUSES.get(code, Status.UNKNOWN)
+    status, final = ctx.status_for(NAME, code, (STATUSES.get(code, Status.UNKNOWN), code in FINAL_CODES))
     events = [
         Event(
             provider=NAME,
             kind=Kind.RECEIPT,
             status=status,
-            final=code in FINAL_CODES,
+            final=final,
             message_id=sms_id,
             recipient=phone,
             provider_status=code,
@@ -102,8 +110,24 @@ def parse_record(record: Any, ctx: ParseContext, zone: tzinfo) -> list[Event]:
     ]
     response = record.get("response")
     if code == "rep" and isinstance(response, str) and response.strip():
-        # reply_event's id is the one the reply read from Digitaleo's response email gets too.
-        events.append(reply_event(ctx, NAME, sms_id, phone, response, occurred_at=occurred_at, raw=dict(record)))
+        # Every look-up re-reads the message's whole history: the record's own date, as written,
+        # keeps the id stable across look-ups. Without a date the id is the words alone, still
+        # remembered for DEDUPE_WINDOW (distinct), or the next look-up would store it again.
+        date = record.get("date")
+        events.append(
+            reply_event(
+                ctx,
+                NAME,
+                sms_id,
+                phone,
+                response,
+                route="api",
+                facts=(date.strip() if isinstance(date, str) else None,),
+                distinct=True,
+                occurred_at=occurred_at,
+                raw=dict(record),
+            )
+        )
     return events
 
 

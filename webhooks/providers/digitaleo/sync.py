@@ -8,9 +8,14 @@ flag before its first API call: a ping arriving during a sync schedules exactly 
 
 The job (`run`, in the worker) then either
 - queue mode: drains `GET /status?action=queue&limit=2000` (3.11.3) while full pages
-  come back, one drain at a time across workers (a Redis lock); or
+  come back, one drain at a time across workers (a Redis lock), then looks up the ids
+  `ask_about` left pending (the receipt watchdog's); or
 - lookup mode: asks `GET /smsstatus?smsId=a,b,c` (3.12) about the pending ids in
-  batches, skipping ids already final; a status read again is dropped by the ingest's dedupe.
+  batches; a status read again is dropped by the ingest's dedupe.
+
+A ping is news whatever the message's stored status: `ok` is not the end, a `rep` (the
+recipient's reply) follows it (2.8, 2.11). So a pinged id is asked about once per burst
+even when final; only the safety sync, which has no news, skips final ids (2.9).
 
 Events go through the web's own write (`Ingest.store`): deduplicated by event id and
 dispatched to every handler like any callback. A safety sync every
@@ -48,9 +53,9 @@ if TYPE_CHECKING:  # the web side records pings without loading requests
 log = logging.getLogger("webhooks.digitaleo")
 
 DUE = "smshooks:digitaleo:due"  # a sync job is scheduled and has not started yet
-PENDING = "smshooks:digitaleo:pending"  # lookup: ids pinged and not yet asked about
+PENDING = "smshooks:digitaleo:pending"  # ids pinged (lookup) or asked about (ask_about), not yet looked up
 OPEN = "smshooks:digitaleo:open"  # lookup: id -> first ping time, until its status is final
-FINAL_PREFIX = "smshooks:digitaleo:final:"  # lookup: never ask about this id again
+FINAL_PREFIX = "smshooks:digitaleo:final:"  # the safety sync never asks about this id again (a ping still does)
 DRAIN_LOCK = "smshooks:digitaleo:drain-lock"
 SAFETY_KEY = "smshooks:digitaleo:safety"
 
@@ -72,10 +77,31 @@ def _text(value: bytes | str) -> str:
 
 def record_ping(redis: Redis, queue: Queue, config: DigitaleoConfig, sms_id: str) -> bool:
     """Remember a ping and make sure one sync will run; True when this ping scheduled it. Raises RedisError."""
+    return _pend(redis, queue, config, [sms_id] if config.mode == "lookup" else [], track=True)
+
+
+def ask_about(redis: Redis, queue: Queue, config: DigitaleoConfig, sms_ids: Sequence[str]) -> bool:
+    """Have the next sync look these ids up (batched with the pings) and make sure one runs soon.
+
+    False when the API is not configured (nothing can be asked). Works in both modes: a
+    queue-mode sync looks up what is pending after its drain. Raises RedisError.
+    """
+    if not config.enabled:
+        return False
+    ids = [i for i in (statuses.as_sms_id(v) for v in ([sms_ids] if isinstance(sms_ids, str) else sms_ids)) if i]
+    if ids:
+        # Not tracked in OPEN: the caller (the receipt watchdog) decides when to ask again.
+        _pend(redis, queue, config, ids, track=False)
+    return True
+
+
+def _pend(redis: Redis, queue: Queue, config: DigitaleoConfig, ids: Sequence[str], *, track: bool) -> bool:
+    """Add ids to PENDING (and OPEN when `track`) and raise DUE; True when this call scheduled the sync."""
     with redis.pipeline(transaction=True) as pipe:
-        if config.mode == "lookup":
-            pipe.sadd(PENDING, sms_id)
-            pipe.zadd(OPEN, {sms_id: time.time()}, nx=True)
+        if ids:
+            pipe.sadd(PENDING, *ids)
+            if track:
+                pipe.zadd(OPEN, {i: time.time() for i in ids}, nx=True)
         pipe.set(DUE, "1", nx=True, ex=config.ping_delay + DUE_MARGIN)
         due = pipe.execute()[-1]
     if due:
@@ -132,7 +158,12 @@ def run(
         )
         return 0
     sync = _Sync(redis, queue, settings, config, client or client_for(config, redis))
-    return sync.drain() if config.mode == "queue" else sync.look_up()
+    if config.mode == "lookup":
+        return sync.look_up()
+    stored = sync.drain()
+    if sync.drained_final and redis.exists(PENDING):  # asked about, answered by the queue: no call for them
+        redis.srem(PENDING, *sync.drained_final)
+    return stored + sync.look_up()
 
 
 class _Sync:
@@ -144,7 +175,8 @@ class _Sync:
         self.settings = settings
         self.config = config
         self.client = client
-        self.ingest = Ingest(redis, queue, settings.dedupe_window)
+        self.ingest = Ingest(redis, queue, settings.dedupe_window, settings.reply_match_window)
+        self.drained_final: set[str] = set()  # ids whose final status the drain read
 
     def drain(self) -> int:
         """Read the status queue until a page comes back short; one drain at a time."""
@@ -159,7 +191,9 @@ class _Sync:
                 page = self._records(
                     self.client.get("status", {"action": "queue", "limit": PAGE, "properties": PROPERTIES})
                 )
-                stored += self._store(self._events(page))
+                events = self._events(page)
+                stored += self._store(events)
+                self.drained_final.update(e.message_id for e in events if e.final)
                 if len(page) < PAGE:
                     return stored
             _ensure_scheduled(self.redis, self.queue, 0)  # more waits: the next job goes on
@@ -171,7 +205,7 @@ class _Sync:
                 pass  # it expired; the next drain takes it
 
     def look_up(self) -> int:
-        """Ask about the pending ids in batches; ids already final are never asked about."""
+        """Ask about the pending ids in batches, final or not: a ping after `ok` announces a reply."""
         stored = 0
         while True:
             popped = self.redis.spop(PENDING, self.config.lookup_batch)
@@ -179,25 +213,25 @@ class _Sync:
             ids = sorted(_text(i) for i in popped or [])
             if not ids:
                 return stored
-            final = self.redis.mget([FINAL_PREFIX + i for i in ids])
-            done = [i for i, f in zip(ids, final, strict=True) if f]
-            ask = [i for i, f in zip(ids, final, strict=True) if not f]
-            if done:
-                self.redis.zrem(OPEN, *done)
-            if ask:
-                try:
-                    events = self._events(self._history(ask))
-                except Exception:
-                    self.redis.sadd(PENDING, *ask)  # asked again by the job's retry
-                    raise
-                # A message's whole history comes back each time; Ingest.store's dedupe (the seen
-                # keys every route shares) drops the statuses already stored.
-                stored += self._store(events)
-                self._remember_final(events)
+            try:
+                events = self._events(self._history(ids))
+            except Exception:
+                self.redis.sadd(PENDING, *ids)  # asked again by the job's retry
+                raise
+            # A message's whole history comes back each time; Ingest.store's dedupe (the seen
+            # keys every route shares) drops the statuses already stored, and a reply's id
+            # (reply_event_id) differs from its `ok` receipt's, so the `rep` is new.
+            stored += self._store(events)
+            self._remember_final(events)
             if len(ids) < self.config.lookup_batch:
                 # A short batch took every id pinged before this job lowered DUE; an id pinged
                 # since raised DUE again and scheduled the next sync. Asking now would spend a
                 # call on the few ids of a trickle, which the next sync takes together.
+                return stored
+            if self.redis.exists(DUE) and self.redis.scard(PENDING) < self.config.lookup_batch:
+                # After a full batch, the short rest is the tail of a burst still arriving: the
+                # sync its pings scheduled takes it with them (checked before taking it, so a
+                # sync starting meanwhile finds every id in PENDING).
                 return stored
 
     def _history(self, ids: Sequence[str]) -> list[Any]:
@@ -221,14 +255,18 @@ class _Sync:
             raise
 
     def _events(self, records: list[Any]) -> list[Event]:
-        ctx = ParseContext(received_at=utcnow(), phone_region=self.settings.phone_region)
+        ctx = ParseContext(
+            received_at=utcnow(),
+            phone_region=self.settings.phone_region,
+            status_maps={statuses.NAME: self.config.status_map},  # DIGITALEO_STATUS_MAP
+        )
         events, bad = statuses.parse_records(records, ctx, self.config.zone)
         for record, reason in bad:
             log.error("Digitaleo status record skipped (%s): %.300r", reason, record)
         return events
 
     def _remember_final(self, events: list[Event]) -> None:
-        """Final SMS ids, never asked about again for as long as event ids are deduplicated."""
+        """Final SMS ids: the safety sync skips them for as long as event ids are deduplicated."""
         final = {event.message_id for event in events if event.final}
         if not final:
             return
@@ -267,12 +305,19 @@ def safety_tick(redis: Redis, queue: Queue, config: DigitaleoConfig) -> bool:
     if config.mode == "lookup":
         # Ids pinged an interval ago and still not final: their next ping may have been lost
         # (or their job killed after taking them). Asked again, batched, until final or old.
+        # A final id is never asked without a ping (2.9), even one a ping put back in OPEN.
         now = time.time()
         redis.zremrangebyscore(OPEN, "-inf", now - OPEN_MAX_AGE)
-        stale = redis.zrangebyscore(OPEN, "-inf", now - config.safety_interval)
-        if not stale:
+        members = redis.zrangebyscore(OPEN, "-inf", now - config.safety_interval)
+        stale = [_text(i) for i in members if isinstance(i, (bytes, str))]  # no scores asked: members only
+        final = redis.mget([FINAL_PREFIX + i for i in stale]) if stale else []
+        done = [i for i, f in zip(stale, final, strict=True) if f]
+        ask = [i for i, f in zip(stale, final, strict=True) if not f]
+        if done:
+            redis.zrem(OPEN, *done)
+        if not ask:
             return True
-        redis.sadd(PENDING, *stale)
+        redis.sadd(PENDING, *ask)
     _ensure_scheduled(redis, queue, 0)
     return True
 
