@@ -12,7 +12,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("webhooks.config", "webhooks.events", "webhooks.phones", "webhooks.redis_connection", "webhooks.telemetry"),
     ("webhooks.providers", "webhooks.email", "handlers"),  # email: its parsers; endpoint and smtpd sit higher
     ("webhooks.pipeline", "webhooks.providers.digitaleo.api", "webhooks.providers.digitaleo.sync"),
-    ("webhooks.web", "webhooks.email.endpoint", "webhooks.email.smtpd"),
+    ("webhooks.web", "webhooks.console", "webhooks.email.endpoint", "webhooks.email.smtpd"),
     ("webhooks.routes", "webhooks.app", "webhooks.cli", "webhooks.jobs", "webhooks"),
 )
 # Pure of the web: these rooms never import Flask or Werkzeug (the providers' worker side included).

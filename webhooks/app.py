@@ -10,6 +10,8 @@ from flask import Flask
 
 from handlers.registry import problems
 from webhooks.config import MAX_BODY_BYTES, Settings
+from webhooks.console import init_console
+from webhooks.console.config import ConsoleConfig
 from webhooks.providers.digitaleo.config import DigitaleoConfig
 from webhooks.providers.status_maps import read_status_maps
 from webhooks.routes import bp, json_errors
@@ -61,8 +63,10 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     for message in startup_warnings(settings, broken):
         warn_once(app.logger, message)  # gunicorn's master has said them already (gunicorn_conf.on_starting)
 
+    console = ConsoleConfig.from_env(env, settings.webhook_secrets)  # no SECRET_KEY with a password: refused here
     redis_store.init_app(app)
     trust_proxies(app, settings)
     app.register_blueprint(bp)
+    init_console(app, console)  # /console, when CONSOLE_PASSWORD or CONSOLE_USERS is set
     json_errors(app)
     return app

@@ -12,7 +12,8 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from webhooks.config import ConfigError, Settings, int_setting
+from webhooks.config import ConfigError, Settings, int_setting, split_secrets
+from webhooks.console.config import ConsoleConfig
 from webhooks.providers.digitaleo.config import DigitaleoConfig
 from webhooks.providers.status_maps import read_status_maps
 from webhooks.telemetry.logs import log_format, log_level
@@ -48,6 +49,8 @@ CHECKS: tuple[Callable[[Mapping[str, str]], Any], ...] = (
     log_format,
     DigitaleoConfig.from_env,
     read_status_maps,
+    # CONSOLE_PASSWORD / CONSOLE_USERS without SECRET_KEY (or equal to a WEBHOOK_SECRET) refuses the web's start
+    lambda env: ConsoleConfig.from_env(env, split_secrets(env.get("WEBHOOK_SECRET"))),
     _sentry_dsn,
     _smtpd,
     _web_concurrency,

@@ -37,7 +37,7 @@ FILTERED = "[Filtered]"
 # WEBHOOK_URL: an incoming-webhook URL (SLACK_WEBHOOK_URL) is itself the credential that posts to it.
 SECRET_ENV_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL|WEBHOOK_URL")
 # Our own secret settings, named here so that they stay secret whatever becomes of the pattern above.
-SECRET_SETTINGS = frozenset({"WEBHOOK_SECRET", "API_TOKENS"})
+SECRET_SETTINGS = frozenset({"WEBHOOK_SECRET", "API_TOKENS", "SECRET_KEY", "CONSOLE_PASSWORD"})
 MIN_SCRUBBED_LENGTH = 6  # a shorter "secret" (a port, "true") would mangle ordinary text and protect nothing
 
 SENSITIVE_KEY = re.compile(
@@ -85,6 +85,10 @@ def secrets_from_env(env: Mapping[str, str], extra: Iterable[str] = ()) -> tuple
             continue
         if name in SECRET_SETTINGS or SECRET_ENV_NAME.search(name.upper()):
             found.update(part.strip() for part in value.split(",") if part.strip())
+        if name == "CONSOLE_USERS":  # user:password pairs: the passwords (and the whole pairs) are secret
+            pairs = [part.strip() for part in value.split(",") if part.strip()]
+            found.update(pairs)
+            found.update(password for pair in pairs if (password := pair.partition(":")[2]))
         if "://" in value:
             found.update(_url_credentials(value))
     return tuple(sorted((s for s in found if len(s) >= MIN_SCRUBBED_LENGTH), key=len, reverse=True))

@@ -60,7 +60,9 @@ class Refusal:
 def trust_proxies(app: Flask, settings: Settings) -> None:
     """Read the client address from X-Forwarded-For when TRUSTED_PROXY_COUNT proxies front the app."""
     if settings.trusted_proxy_count:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count)  # type: ignore[method-assign]
+        # x_proto too: the console marks its cookie Secure when the client's request was HTTPS.
+        count = settings.trusted_proxy_count
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)  # type: ignore[method-assign]
 
 
 def client_address(request: Request) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -90,6 +92,19 @@ def count_failure(address: str, limit: int) -> int:
         log.warning("auth throttle unavailable (%s): not throttling", type(err).__name__)
         return 0
     return max(int(ttl), 1) if int(failures) > limit else 0
+
+
+def throttled(address: str, limit: int) -> int:
+    """The seconds an address must still wait after too many failures (0: it may try), without counting one."""
+    try:
+        key = FAILURES_KEY.format(address)
+        with get_redis().pipeline(transaction=False) as pipe:
+            pipe.get(key)
+            pipe.ttl(key)
+            failures, ttl = pipe.execute()
+    except RedisError:
+        return 0
+    return max(int(ttl), 1) if failures is not None and int(failures) > limit else 0
 
 
 def admit(
