@@ -44,6 +44,13 @@ sms_events = Table(
     Column("stored_at", DateTime(timezone=True), nullable=False),
     Column("raw", JSON, nullable=False),
     Index("ix_sms_events_message", "provider", "message_id"),
+    # The console's search and the event listings with each filter (migration 0003).
+    Index("ix_sms_events_recipient", "recipient"),
+    Index("ix_sms_events_sender", "sender"),
+    Index("ix_sms_events_message_id", "message_id"),
+    Index("ix_sms_events_provider_id", "provider", "id"),
+    Index("ix_sms_events_kind_status_id", "kind", "status", "id"),
+    Index("ix_sms_events_status_id", "status", "id"),
 )
 
 # One row per message we sent, with where it has got to. `status_rank` orders the
@@ -65,4 +72,7 @@ sms_messages = Table(
     # Set by a receipt_overdue event (the receipt watchdog's deadline), cleared by a final status.
     Column("overdue_since", DateTime(timezone=True)),
     UniqueConstraint("provider", "message_id", name="uq_sms_messages_provider_message"),
+    # The console's search by phone or by message id across providers (migration 0003).
+    Index("ix_sms_messages_recipient", "recipient"),
+    Index("ix_sms_messages_message_id", "message_id"),
 )

@@ -12,6 +12,7 @@ from handlers.registry import problems
 from webhooks.config import MAX_BODY_BYTES, Settings
 from webhooks.console import init_console
 from webhooks.console.config import ConsoleConfig
+from webhooks.console.messages import event_policies
 from webhooks.providers.digitaleo.config import DigitaleoConfig
 from webhooks.providers.status_maps import read_status_maps
 from webhooks.routes import bp, json_errors
@@ -58,6 +59,8 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         STATUS_MAPS=read_status_maps(env),  # <PROVIDER>_STATUS_MAP; a bad one stops start-up here
         BROKEN_HANDLERS=broken,  # name -> reason, for /healthz
+        SECRETS=secrets_from_env(env, settings.webhook_secrets),  # scrubbed from every stored event and answer
+        EVENT_POLICIES=event_policies(settings, env),  # <NAME>_EVENTS, for the console's "which handlers got it"
     )
     logging.getLogger("webhooks").setLevel(settings.log_level)
     for message in startup_warnings(settings, broken):

@@ -14,7 +14,7 @@ from webhooks.pipeline.queueing import INBOX
 from webhooks.providers import ogangi, redoxygen, smsc
 from webhooks.redis_connection import describe
 from webhooks.telemetry import metrics
-from webhooks.web import openapi
+from webhooks.web import openapi, read_api
 from webhooks.web.endpoint import Responder, handle_callback, handle_ping
 from webhooks.web.metrics_view import serve as serve_metrics
 from webhooks.web.payload import decode
@@ -106,6 +106,16 @@ def digitaleo_ping() -> Response:
 @metrics.counted_as("api")  # the user's application, not a provider: its own label in /metrics
 def api_sent() -> Response:
     return handle_sent()
+
+
+@bp.route("/api/v1/messages/<provider>/<path:message_id>")
+def api_message(provider: str, message_id: str) -> Response:
+    return read_api.message(provider, message_id)
+
+
+@bp.route("/api/v1/events")
+def api_events() -> Response:
+    return read_api.events()
 
 
 @bp.route("/healthz")

@@ -348,7 +348,7 @@ ENDPOINT_URLS = ["/redoxygen/reply", "/redoxygen/receipt", "/smsc/callback?fmt=3
         ("application/json; charset=nope-42", b'{"a": "b"}', "unknown charset 'nope-42'"),
         ("application/xml; charset=rot13", b"<a>b</a>", "unknown charset 'rot13'"),
         ("application/json; charset=unicode_escape", b'{"a": "b"}', "unknown charset 'unicode_escape'"),
-        ("application/json; charset=windows-1251", b'{"a": "\x98"}', "body is not valid windows-1251"),
+        ("application/json; charset=windows-1253", b'{"a": "\xaa"}', "body is not valid windows-1253"),
         ("text/xml; charset=utf-8", b"<a>\xff</a>", "body is not valid utf-8"),
     ],
 )

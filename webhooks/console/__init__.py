@@ -23,6 +23,7 @@ def init_console(app: Flask, config: ConsoleConfig) -> None:
     app.config["CONSOLE"] = config
     if not config.enabled:
         app.add_url_rule("/console", "console_off", _off)
+        app.add_url_rule("/console/", "console_off", _off, strict_slashes=True)  # the overview's own address
         app.add_url_rule("/console/<path:_rest>", "console_off", _off)
         return
     from . import auth, events, failures, messages, overview, refused  # noqa: F401 (their routes join bp)

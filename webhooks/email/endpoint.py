@@ -22,13 +22,13 @@ import json
 from email.message import EmailMessage, Message
 from urllib.parse import parse_qsl
 
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from webhooks.events import utcnow
 from webhooks.providers import ParseContext
 from webhooks.telemetry.redaction import scrub
-from webhooks.web.endpoint import Responder, store_and_answer
+from webhooks.web.endpoint import Responder, configured_secrets, store_and_answer
 from webhooks.web.payload import BadPayload, read_body
 
 from .parse import parse_email
@@ -50,16 +50,17 @@ def handle_inbound_email(responder: Responder | None = None) -> Response:
     limit = settings.inbound_email_max_bytes
     request.max_content_length = limit  # this route only; the app's 64 KiB stays for callbacks
     try:
-        raw = message_bytes(read_body(request, limit))
+        body = g.smshooks_body = read_body(request, limit)  # kept for the refused log
+        raw = message_bytes(body)
     except RequestEntityTooLarge:
         return responder.error(413, f"the email is over {limit} bytes (INBOUND_EMAIL_MAX_BYTES)")
     except BadPayload as err:
-        return responder.error(err.status, "the body is not an email", scrub(err.errors, settings.webhook_secret))
+        return responder.error(err.status, "the body is not an email", scrub(err.errors, configured_secrets()))
 
     ctx = ParseContext(
         received_at=utcnow(), phone_region=settings.phone_region, status_maps=current_app.config["STATUS_MAPS"]
     )
-    events = parse_email(raw, ctx, settings.webhook_secret)
+    events = parse_email(raw, ctx, configured_secrets())
     return store_and_answer(events, responder, "email")
 
 

@@ -35,7 +35,7 @@ from email.message import Message
 from webhooks.events import Event, Kind, Status, event_id_for
 from webhooks.providers import ParseContext, ParseError, redoxygen, reply_event
 from webhooks.providers.digitaleo import statuses
-from webhooks.telemetry.redaction import scrub
+from webhooks.telemetry.redaction import Secrets, scrub
 
 from .text import body_text, header, read_headers, read_message
 
@@ -71,7 +71,7 @@ _OTHER_LABEL = re.compile(r"^\s*[^\s:]{1,20}(?: [^\s:]{1,20}){0,3}\s*(?::\s|\t)"
 _SIGNATURE = "-- "
 
 
-def parse_email(raw: bytes, ctx: ParseContext, secret: str | None = None) -> list[Event]:
+def parse_email(raw: bytes, ctx: ParseContext, secret: Secrets = None) -> list[Event]:
     """The events an email carries; an email we cannot read is one `unknown` event, never an error."""
     try:
         message: Message = read_message(raw)
@@ -165,9 +165,7 @@ def response_text(text: str) -> str | None:
     return paragraphs[1] if len(paragraphs) == 2 else None
 
 
-def _digitaleo_reply(
-    message: Message, subject: re.Match[str], text: str, ctx: ParseContext, secret: str | None
-) -> Event:
+def _digitaleo_reply(message: Message, subject: re.Match[str], text: str, ctx: ParseContext, secret: Secrets) -> Event:
     response = response_text(text)
     if response is None:
         raise _NotFound()
@@ -208,7 +206,7 @@ def _unknown(
     text: str,
     reason: str,
     ctx: ParseContext,
-    secret: str | None,
+    secret: Secrets,
     provider: str,
     message_id: str | None,
 ) -> Event:

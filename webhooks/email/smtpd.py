@@ -21,12 +21,13 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from redis.exceptions import RedisError
 
-from webhooks.config import ConfigError, Settings, int_setting
+from webhooks.config import ConfigError, Settings, int_setting, split_secrets
 from webhooks.events import Status, utcnow
 from webhooks.pipeline.queueing import Ingest, queue_for
 from webhooks.providers import ParseContext
 from webhooks.providers.status_maps import read_status_maps
 from webhooks.redis_connection import describe
+from webhooks.telemetry.redaction import secrets_from_env
 from webhooks.web.redis_store import connect
 
 from .parse import parse_email
@@ -40,6 +41,7 @@ class SmtpdSettings:
     port: int
     recipients: frozenset[str]  # lower-cased addresses; "@example.com" takes the whole domain
     status_maps: Mapping[str, Mapping[str, Status]] = dataclasses.field(default_factory=dict)  # <PROVIDER>_STATUS_MAP
+    secrets: tuple[str, ...] = dataclasses.field(default=(), repr=False)  # every configured secret: none is stored
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SmtpdSettings:
@@ -58,6 +60,7 @@ class SmtpdSettings:
             port=int_setting(env, "SMTPD_PORT", 2525),
             recipients=recipients,
             status_maps=read_status_maps(env),
+            secrets=secrets_from_env(env, split_secrets(env.get("WEBHOOK_SECRET"))),
         )
 
     def accepts(self, address: str) -> bool:
@@ -102,7 +105,7 @@ class InboundHandler:
         ctx = ParseContext(
             received_at=utcnow(), phone_region=self.settings.phone_region, status_maps=self.smtpd.status_maps
         )
-        events = parse_email(raw, ctx, self.settings.webhook_secret)
+        events = parse_email(raw, ctx, self.smtpd.secrets or self.settings.webhook_secret)
         stored = self.ingest.store(events)
         return events, stored
 

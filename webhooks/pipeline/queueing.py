@@ -38,6 +38,7 @@ from rq.serializers import JSONSerializer
 
 from webhooks.config import Settings
 from webhooks.events import EVENT_SCHEMA, Event
+from webhooks.telemetry import live
 
 from . import deadlines, ordering
 
@@ -55,15 +56,19 @@ FAILURE_TTL = 30 * 24 * 3600  # failed handler jobs stay for inspection and repl
 
 REPLIES_PREFIX = "smshooks:replies:"  # + a reply's match key: per route, how many distinct copies it brought
 
-# KEYS: inbox, flag. ARGV: flag ttl, seen prefix, replies prefix, match window, then per event five
-# values: event id, payload, seconds its id is remembered, match key ('' but for replies), route.
+# KEYS: inbox, flag, this minute's live hash, the live events total (telemetry/live.py). ARGV: flag ttl,
+# seen prefix, replies prefix, match window, the callback's live fields when it is counted here
+# (accepted, duplicate; '' when not), the live hash's ttl, then per event six values: event id,
+# payload, seconds its id is remembered, match key ('' but for replies), route, its live field.
 # Returns one 1/0 per event (stored / duplicate) and, last, 1 when a dispatch must be enqueued.
+# The counts ride in this call so that a callback still costs one round trip.
 # A reply whose id is new is new only when its route has now brought more replies with these
 # words than any other route has within the window: callback then email of one reply is one,
 # two callbacks are two, two callbacks then their two emails are two.
 _STORE = """
 local stored = {}
-for i = 5, #ARGV, 5 do
+local any_new = false
+for i = 8, #ARGV, 6 do
   local new = redis.call('SET', ARGV[2] .. ARGV[i], '1', 'NX', 'EX', ARGV[i + 2])
   if new and ARGV[i + 3] ~= '' then
     local key, route = ARGV[3] .. ARGV[i + 3], ARGV[i + 4]
@@ -78,10 +83,19 @@ for i = 5, #ARGV, 5 do
   end
   if new then
     redis.call('RPUSH', KEYS[1], ARGV[i + 1])
+    redis.call('HINCRBY', KEYS[3], ARGV[i + 5], 1)
+    redis.call('HINCRBY', KEYS[4], ARGV[i + 5], 1)
+    any_new = true
     stored[#stored + 1] = 1
   else
     stored[#stored + 1] = 0
   end
+end
+if ARGV[5] ~= '' then
+  redis.call('HINCRBY', KEYS[3], any_new and ARGV[5] or ARGV[6], 1)
+end
+if any_new or ARGV[5] ~= '' then
+  redis.call('EXPIRE', KEYS[3], ARGV[7])
 end
 local kick = 0
 if redis.call('LLEN', KEYS[1]) > 0 and redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
@@ -109,29 +123,37 @@ class Ingest:
         self.match_window = match_window  # REPLY_MATCH_WINDOW
         self._store = redis.register_script(_STORE)
 
-    def store(self, events: Sequence[Event]) -> list[bool]:
-        """Store events in their wire form; True for each event that was new. Raises RedisError."""
-        return self._run([self._entry(e) for e in events])[0]
+    def store(self, events: Sequence[Event], callback: live.CallbackCount | None = None) -> list[bool]:
+        """Store events in their wire form; True for each event that was new. Raises RedisError.
 
-    def _entry(self, event: Event) -> tuple[str, str, int, str, str]:
+        `callback`: count the callback that brought them (accepted or duplicate) in the same call.
+        """
+        return self._run([self._entry(e) for e in events], callback)[0]
+
+    def _entry(self, event: Event) -> tuple[str, str, int, str, str, str]:
         payload = json.dumps(EVENT_SCHEMA.dump(event))
+        counted = live.event_field(event.provider, event.kind.value, event.status.value)
         copy = event.reply_copy
         if copy is None:
-            return event.event_id, payload, self.window, "", ""
+            return event.event_id, payload, self.window, "", "", counted
         # An id of the words alone cannot tell a redelivery from a second reply: it is
         # forgotten with the match, and the same words later are a new reply.
         remembered = self.window if copy.distinct else self.match_window
-        return event.event_id, payload, remembered, copy.match_key, copy.route
+        return event.event_id, payload, remembered, copy.match_key, copy.route, counted
 
     def kick(self) -> bool:
         """Enqueue a dispatch if events wait in the inbox and none is pending."""
         return self._run([])[1]
 
-    def _run(self, events: Sequence[tuple[str, str, int, str, str]]) -> tuple[list[bool], bool]:
-        args: list[Any] = [FLAG_TTL, SEEN_PREFIX, REPLIES_PREFIX, self.match_window]
+    def _run(
+        self, events: Sequence[tuple[str, str, int, str, str, str]], callback: live.CallbackCount | None = None
+    ) -> tuple[list[bool], bool]:
+        accepted, duplicate = callback or ("", "")
+        args: list[Any] = [FLAG_TTL, SEEN_PREFIX, REPLIES_PREFIX, self.match_window, accepted, duplicate, live.KEEP]
         for entry in events:
             args += entry
-        *stored, kick = self._store(keys=[INBOX, DISPATCH_FLAG], args=args)
+        keys = [INBOX, DISPATCH_FLAG, live.minute_key(), live.EVENTS_TOTAL]
+        *stored, kick = self._store(keys=keys, args=args)
         if kick:
             self.enqueue_dispatch()
         return [bool(s) for s in stored], bool(kick)

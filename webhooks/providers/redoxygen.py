@@ -134,8 +134,8 @@ def receipt_messages(payload: Mapping[str, Any]) -> list[tuple[str, Any]]:
         container, prefix = data["messages"], "Messages."
     if isinstance(container, list):
         return [(f"{prefix}{i}.", m) for i, m in enumerate(container)]
-    if not isinstance(container, dict):
-        return [(prefix, container)]
+    if not isinstance(container, dict) or "smsid" in _lower(container):
+        return [(prefix, container)]  # one flat message: numbered keys beside its SMSId are extra fields
     numbered = sorted((k for k in container if is_number(str(k))), key=int)
     if numbered:
         return [(f"{prefix}{k}.", container[k]) for k in numbered]

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load
 
 from webhooks.events import Event, Kind, Status, event_id_for
 
@@ -85,7 +85,7 @@ class _Callback(Schema):
         unknown = EXCLUDE  # SMSC adds fields (cnt, type, cost, ...): kept in `raw`
 
     id = Code(required=True)
-    phone = fields.String(required=True, validate=validate.Length(min=1, max=64))  # the database keeps 64
+    phone = Code(required=True)  # SMSC's JSON may send it as a number; at most 64 characters (the database's)
     time = Code(load_default=None)
     ts = Code(load_default=None)
 

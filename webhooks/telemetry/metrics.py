@@ -23,18 +23,22 @@ import json
 import logging
 import os
 import time
+import traceback
 from collections import Counter as Tally
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import Response, g
+from flask import Response, current_app, g, request
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import get_current_job
 
 from webhooks.config import DEFAULT_REDIS_URL, cert_reqs_setting
 from webhooks.redis_connection import redis_client
+
+from . import live, refusals
+from .redaction import scrub_text, secrets_from_env
 
 log = logging.getLogger(__name__)
 # One line per handler batch: handler, events, outcome, duration (webhooks/telemetry/logs.py).
@@ -98,17 +102,58 @@ def counted_as(provider: str) -> Callable[[Callable[..., Response]], Callable[..
     def decorate(handle: Callable[..., Response]) -> Callable[..., Response]:
         @functools.wraps(handle)
         def wrapper(*args: Any, **kwargs: Any) -> Response:
+            g.smshooks_provider = provider  # store_and_answer counts the callback in the store's own call
             try:
                 response = handle(*args, **kwargs)
             except BaseException:
                 _child(0, (provider, "error", "500")).inc()
+                _observe(provider, None)
                 raise
             _child(0, (provider, _outcome(response.status_code), str(response.status_code))).inc()
+            _observe(provider, response)
             return response
 
         return wrapper
 
     return decorate
+
+
+def _observe(provider: str | None, response: Response | None) -> None:
+    """The console's live count (unless the store's call made it) and the refused log; never raises."""
+    try:
+        redis = current_app.extensions["smshooks.get_redis"]()
+        status = 500 if response is None else response.status_code
+        if provider is not None:
+            if g.get("smshooks_live_counted"):
+                live.flush(redis)  # counts an outage kept in this process, once Redis answers again
+            else:
+                live.count(redis, provider, live.outcome_of(status, bool(g.get("smshooks_accepted"))))
+        if response is not None and status in refusals.LOGGED:
+            body = refusals.body_head(request, g.get("smshooks_body"))
+            refusals.record(redis, refusals.entry(request, response, _refusal_secrets(), body))
+    except Exception:  # noqa: BLE001 (counting must never change the answer)
+        log.warning("could not record the live count or refusal", exc_info=True)
+
+
+def _refusal_secrets() -> tuple[str, ...]:
+    found = current_app.extensions.get("smshooks.refusal_secrets")
+    if found is None:
+        settings = current_app.config["SETTINGS"]
+        extra = (*settings.webhook_secrets, *settings.api_tokens)
+        found = current_app.extensions["smshooks.refusal_secrets"] = secrets_from_env(os.environ, extra)
+    return found
+
+
+def refusals_logged(view: Callable[..., Response]) -> Callable[..., Response]:
+    """Decorate a view that is not a callback (the read API): its 4xx refusals go to the refused log."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        response = view(*args, **kwargs)
+        _observe(None, response)
+        return response
+
+    return wrapper
 
 
 def events_stored(events: Sequence[Any], stored: Sequence[bool]) -> None:
@@ -135,12 +180,25 @@ def _latency_fields(events: Sequence[dict[str, Any]], now: datetime) -> tuple[Ta
     return buckets, total
 
 
-def _record_job(handler: str, events: Sequence[dict[str, Any]], outcome: str) -> None:
+def _worker_secrets() -> tuple[str, ...]:
+    # Read at each failure, not cached: failures are rare, and the environment is the truth.
+    return secrets_from_env(os.environ)
+
+
+def _error_text(err: BaseException) -> str:
+    """The exception's last line, scrubbed (secrets, credentials, phone numbers), for the console."""
+    text = traceback.format_exception_only(type(err), err)[-1].strip()
+    return scrub_text(text, _worker_secrets())[:500]
+
+
+def _record_job(handler: str, events: Sequence[dict[str, Any]], outcome: str, err: BaseException | None = None) -> None:
     job = get_current_job()
     if job is None:
         return  # called outside RQ (a direct call in a script): nowhere to count
     try:
         with job.connection.pipeline(transaction=False) as pipe:
+            if err is not None:
+                live.record_error(pipe, handler, outcome, _error_text(err))
             pipe.hincrby(HANDLER_JOBS, field(handler, outcome), 1)
             pipe.hincrby(HANDLER_EVENTS, field(handler, outcome), len(events))
             if outcome == "success":
@@ -190,12 +248,12 @@ def counted_handler_job(job_function: Callable[..., Any]) -> Callable[..., Any]:
         started = time.perf_counter()
         try:
             result = job_function(handler_name, events, *args, **kwargs)
-        except BaseException:
+        except BaseException as err:
             seconds = time.perf_counter() - started
             job = get_current_job()
             # RQ decides after this raises: with retries left it retries, otherwise the job fails for good.
             outcome = "retry" if job is not None and job.should_retry else "failure"
-            _record_job(handler_name, events, outcome)
+            _record_job(handler_name, events, outcome, err)
             _log_batch(handler_name, events, outcome, seconds, failed=True)
             raise
         if result:  # 0: a re-run of a job already handled (pipeline/handled.py) did nothing; it says so itself
@@ -223,6 +281,9 @@ def api_call(provider: str, endpoint: str, outcome: str, connection: Redis | Non
         job = get_current_job()
         connection = job.connection if job is not None else _redis_from_env()
     try:
-        connection.hincrby(API_CALLS, field(provider, endpoint, outcome), 1)
+        with connection.pipeline(transaction=False) as pipe:
+            pipe.hincrby(API_CALLS, field(provider, endpoint, outcome), 1)
+            live.count_api_call(pipe, provider, endpoint, outcome)  # the console's calls in the last hour
+            pipe.execute()
     except RedisError as err:
         log.warning("could not count a %s API call: %s", provider, type(err).__name__)

@@ -60,8 +60,13 @@ PHONE_KEY = re.compile(r"phone|msisdn|recipient|sender|desttn|mobile|^to$|^from$
 QUERY_CREDENTIAL = re.compile(r"^(?:key|sig|signature|auth|code)$", re.IGNORECASE)
 
 
-def _url_credentials(value: str) -> set[str]:
-    """The secrets a URL setting carries: its password, and query values named like credentials (`?key=`)."""
+# A token-like path segment of a webhook URL (Slack's /services/T…/B…/<token>): the URL is the credential.
+TOKEN_SEGMENT_LENGTH = 16
+
+
+def _url_credentials(value: str, webhook: bool = False) -> set[str]:
+    """The secrets a URL setting carries: its password, query values named like credentials (`?key=`), and
+    for a webhook URL (`*_WEBHOOK_URL`) its path and every token-like segment of it, which an error may quote alone."""
     found: set[str] = set()
     for url in value.split(","):
         try:
@@ -71,6 +76,9 @@ def _url_credentials(value: str) -> set[str]:
             continue
         if password:
             found.add(password)
+        if webhook and parts.path.strip("/"):
+            found.add(parts.path)
+            found.update(seg for seg in parts.path.split("/") if len(seg) >= TOKEN_SEGMENT_LENGTH)
         for name, item in parse_qsl(parts.query):
             if SENSITIVE_KEY.match(name) or QUERY_CREDENTIAL.match(name):
                 found.add(item)
@@ -90,7 +98,7 @@ def secrets_from_env(env: Mapping[str, str], extra: Iterable[str] = ()) -> tuple
             found.update(pairs)
             found.update(password for pair in pairs if (password := pair.partition(":")[2]))
         if "://" in value:
-            found.update(_url_credentials(value))
+            found.update(_url_credentials(value, webhook=name.upper().endswith("WEBHOOK_URL")))
     return tuple(sorted((s for s in found if len(s) >= MIN_SCRUBBED_LENGTH), key=len, reverse=True))
 
 

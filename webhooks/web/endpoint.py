@@ -30,7 +30,7 @@ from webhooks.providers import ParseContext, ParseError, SignatureError
 from webhooks.providers.digitaleo import ping
 from webhooks.providers.digitaleo.sync import record_ping
 from webhooks.redis_connection import certificate_problem, describe
-from webhooks.telemetry import metrics
+from webhooks.telemetry import live, metrics
 from webhooks.telemetry.redaction import scrub
 
 from .access import admit
@@ -85,16 +85,21 @@ def _log_unparsed(body: bytes, reason: str) -> None:
         )
 
 
+def configured_secrets() -> tuple[str, ...]:
+    """Every secret this process was configured with (create_app read them once): none is stored or answered."""
+    return current_app.config["SECRETS"]
+
+
 def handle_callback(parse: Parser, responder: Responder, decoder: Decoder = decode) -> Response:
     settings = current_app.config["SETTINGS"]
-    secret = settings.webhook_secret
+    secret = configured_secrets()
     if (refused := responder.refuse(settings)) is not None:
         return refused
 
     body = b""
     try:
-        body = read_body(request)
-        payload = scrub(decoder(request, body), secret)  # a ReplyURL field carries our ?token=
+        body = g.smshooks_body = read_body(request)  # for the refused log, should it come to that
+        payload = scrub(decoder(request, body), secret)  # a ReplyURL carries our ?token=; a reply may quote any secret
         # STATUS_MAPS: the <PROVIDER>_STATUS_MAP overrides create_app read once (providers/status_maps.py).
         maps = current_app.config["STATUS_MAPS"]
         ctx = ParseContext(received_at=utcnow(), phone_region=settings.phone_region, status_maps=maps)
@@ -115,10 +120,12 @@ def handle_callback(parse: Parser, responder: Responder, decoder: Decoder = deco
 
 def store_and_answer(events: list[Event], responder: Responder, what: str = "callback") -> Response:
     """The 200 once every event is in Redis (duplicates acknowledged), or a 503 to retry."""
+    provider = g.get("smshooks_provider")  # set by metrics.counted_as: the callback is counted in the same call
     try:
-        stored = get_ingest().store(events)
+        stored = get_ingest().store(events, live.callback_count(provider) if provider else None)
     except RedisError as err:
         return _unavailable(responder, err, f"store the {what}")
+    g.smshooks_live_counted = provider is not None
     metrics.events_stored(events, stored)
     return responder.ok(events, stored)
 
@@ -126,7 +133,7 @@ def store_and_answer(events: list[Event], responder: Responder, what: str = "cal
 def handle_ping(responder: Responder) -> Response:
     """`/digitaleo/ping`: 200 once the ping is recorded (a sync job will ask the API), 503 when it cannot be."""
     settings = current_app.config["SETTINGS"]
-    secret = settings.webhook_secret
+    secret = configured_secrets()
     appended = ping.appended_token(request.args.get("token", ""))  # `?token=<secret>?sms_id=N`
     authorized = appended is not None and matches([appended[0]], settings.webhook_secrets)
     if (refused := responder.refuse(settings, authorized=authorized)) is not None:

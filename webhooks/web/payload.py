@@ -59,6 +59,32 @@ def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
 _NOT_CHARSETS = frozenset({"unicode-escape", "raw-unicode-escape", "punycode", "idna", "undefined"})
 
 
+def _c1_controls(err: UnicodeError) -> tuple[str, int]:
+    """Bytes 0x80-0x9F a Windows code page leaves undefined read as the C1 controls of the same number.
+
+    That is how browsers read them (WHATWG's windows-125x): SMSC's default windows-1251 has no
+    character for 0x98, and one such byte must not lose the whole callback.
+    """
+    if not isinstance(err, UnicodeDecodeError):
+        raise err
+    bad = err.object[err.start : err.end]
+    if not all(0x80 <= byte <= 0x9F for byte in bad):
+        raise err
+    return "".join(map(chr, bad)), err.end
+
+
+codecs.register_error("smshooks-c1", _c1_controls)
+
+
+def _errors(charset: str | None) -> str:
+    """The decoding error handler for `charset`: Windows code pages read as browsers read them, others strict."""
+    try:
+        windows = codecs.lookup(charset or "utf-8").name.startswith("cp125")
+    except LookupError:
+        windows = False
+    return "smshooks-c1" if windows else "strict"
+
+
 def _charset(request: Request) -> str | None:
     return (request.mimetype_params.get("charset") or "").strip() or None
 
@@ -79,7 +105,7 @@ def _decode_text(body: bytes, charset: str | None) -> str:
     if charset:
         check_charset(charset)
         try:
-            return body.decode(charset)
+            return body.decode(charset, _errors(charset))
         except UnicodeDecodeError as exc:
             raise BadPayload({"_body": [f"body is not valid {charset}: {exc.reason} at byte {exc.start}"]}) from None
     try:
@@ -168,7 +194,7 @@ def parse_form(body: bytes, request: Request, charset: str | None = None) -> dic
     charset = charset or _charset(request)
     text = _decode_text(body, charset)  # raw bytes; percent-escapes are decoded below with the same charset
     try:
-        pairs = parse_qsl(text, keep_blank_values=True, encoding=charset or "utf-8", errors="strict")
+        pairs = parse_qsl(text, keep_blank_values=True, encoding=charset or "utf-8", errors=_errors(charset))
     except (UnicodeDecodeError, LookupError) as exc:
         raise BadPayload({"_body": [f"form field is not valid {charset or 'utf-8'}: {exc}"]}) from None
     return dict(pairs)
@@ -193,7 +219,7 @@ def query_fields(request: Request, charset: str) -> dict[str, str]:
     """The query string read with `charset` (`request.args` reads UTF-8); a repeated name keeps its last value."""
     try:
         pairs = parse_qsl(
-            request.query_string.decode("latin-1"), keep_blank_values=True, encoding=charset, errors="strict"
+            request.query_string.decode("latin-1"), keep_blank_values=True, encoding=charset, errors=_errors(charset)
         )
     except UnicodeDecodeError as exc:
         raise BadPayload({"_query": [f"query string is not valid {charset}: {exc}"]}) from None

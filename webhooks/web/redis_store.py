@@ -26,6 +26,7 @@ def connect(settings: Settings) -> Redis:
 
 def init_app(app: Flask) -> None:
     app.extensions["smshooks.redis"] = None
+    app.extensions["smshooks.get_redis"] = get_redis  # for telemetry's live counts (layer 1 cannot import this)
 
 
 def get_redis() -> Redis:

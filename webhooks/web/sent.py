@@ -11,7 +11,7 @@ Error mapping (never a 5xx for anything the caller sent):
 
 from __future__ import annotations
 
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from webhooks.config import API_MAX_BODY_BYTES
@@ -21,7 +21,7 @@ from webhooks.providers.send_responses import TooManyMessages, parse_sent
 from webhooks.telemetry.redaction import scrub
 
 from . import tokens
-from .endpoint import Responder, store_and_answer
+from .endpoint import Responder, configured_secrets, store_and_answer
 from .payload import BadPayload, parse_json, read_body
 
 JSON_TYPES = frozenset({"application/json", "text/plain", ""})  # curl -d sends form's type: refused with a hint
@@ -36,13 +36,14 @@ def handle_sent(responder: Responder | None = None) -> Response:
         response.headers.update(refusal.headers)
         return response
 
-    secrets = (*settings.webhook_secrets, *settings.api_tokens)
+    secrets = configured_secrets()  # API_TOKENS among them
     request.max_content_length = API_MAX_BODY_BYTES  # this route only; the app's 64 KiB stays for callbacks
     try:
         mimetype = request.mimetype
         if mimetype not in JSON_TYPES and not mimetype.endswith("+json"):
             raise BadPayload({"_body": [f"must be JSON (Content-Type: application/json), got {mimetype!r}"]}, 415)
-        payload = scrub(parse_json(read_body(request, API_MAX_BODY_BYTES)), secrets)
+        body = g.smshooks_body = read_body(request, API_MAX_BODY_BYTES)  # kept for the refused log
+        payload = scrub(parse_json(body), secrets)
         query = {k: v for k, v in request.args.items() if k in ("provider", "recipients", "phones")}
         events = parse_sent(payload, ParseContext(received_at=utcnow(), phone_region=settings.phone_region), query)
     except RequestEntityTooLarge:

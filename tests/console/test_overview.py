@@ -1,0 +1,100 @@
+"""The Overview page: real callbacks and a real worker run, then the page, with and without its parts."""
+
+from __future__ import annotations
+
+import re
+
+from tests.conftest import SECRET, run_worker
+from tests.console.conftest import CONSOLE, sign_in
+from tests.redoxygen_samples import MESSAGE_1, MESSAGE_2
+from webhooks import create_app
+from webhooks.pipeline.failures import failed
+from webhooks.pipeline.queueing import queue_for
+from webhooks.telemetry import live
+
+RECEIPT = f"/redoxygen/receipt?token={SECRET}"
+JSON = {"Accept": "application/json"}
+
+
+def signed_in(env):
+    client = create_app({**env, **CONSOLE}).test_client()
+    assert sign_in(client).status_code == 302
+    return client
+
+
+def cell_row(html: str, *cells: str) -> bool:
+    """A table row holding these cells in this order."""
+    pattern = r"<tr>\s*" + r"\s*".join(f"<td>{re.escape(c)}</td>" for c in cells)
+    return re.search(pattern, html) is not None
+
+
+def test_the_overview_shows_callbacks_events_inbox_handlers_and_health(console, redis, env):
+    assert console.post(RECEIPT, json=MESSAGE_1, headers=JSON).status_code == 200
+    assert console.post(RECEIPT, json=MESSAGE_1, headers=JSON).status_code == 200  # a duplicate
+    assert console.post("/redoxygen/receipt", json=MESSAGE_2, headers=JSON).status_code == 401
+    assert console.post(RECEIPT, json=MESSAGE_2, headers=JSON).status_code == 200
+    html = console.get("/console/").get_data(as_text=True)
+    assert '<svg class="chart"' in html and 'data-outcome="accepted"' in html and 'data-outcome="refused"' in html
+    assert cell_row(html, "redoxygen", "accepted", "2")
+    assert cell_row(html, "redoxygen", "duplicate", "1")
+    assert cell_row(html, "redoxygen", "refused:401", "1")
+    assert cell_row(html, "receipt", "delivered", "redoxygen", "1", "1")
+    assert cell_row(html, "receipt", "failed", "redoxygen", "1", "1")
+    # Two events wait in the inbox, the oldest for a moment.
+    assert re.search(r'<div class="figure">2</div>\s*<div class="muted">oldest waiting [0-9.]+ s', html), html
+    assert '<div class="figure">up</div><div class="muted">sqlite: SELECT 1 in' in html
+    assert "PING" in html
+
+    run_worker(env)  # the database handler stores both events
+    html = console.get("/console/").get_data(as_text=True)
+    assert "nothing waiting" in html
+    assert cell_row(html, "database", "1", "0", "0")
+
+
+def test_a_handlers_last_error_is_shown_scrubbed(redis, env, monkeypatch):
+    # A handler that fails for real, with the secret in its error, as a careless library might.
+    leaky = "tests.support_handlers:Leaky"
+    leak = f"https://hooks.example.com/{SECRET}/in"
+    env = {**env, "HANDLERS": f"database,{leaky}", "LEAK": leak, "RETRY_INTERVALS": "none"}
+    client = signed_in(env)
+    assert client.post(RECEIPT, json=MESSAGE_1, headers=JSON).status_code == 200
+    monkeypatch.setenv("WEBHOOK_SECRET", SECRET)  # a worker's secrets come from its environment
+    run_worker(env)
+    [job] = failed(queue_for(redis, "smshooks"))
+    assert SECRET in job.error  # the raw error names it: what the console shows must not
+    errors = live.last_errors(redis)
+    assert errors[leaky]["outcome"] == "failure"
+    assert errors[leaky]["error"] == "ConnectionError: POST https://hooks.example.com/[secret]/in failed"
+    html = client.get("/console/").get_data(as_text=True)
+    assert cell_row(html, leaky, "0", "0", "1")
+    assert "ConnectionError: POST https://hooks.example.com/[secret]/in failed" in html
+    assert SECRET not in html
+
+
+def test_without_the_database_handler_the_page_says_so(redis, env):
+    client = signed_in({**env, "HANDLERS": "log"})
+    response = client.get("/console/")
+    assert response.status_code == 200
+    assert '<div class="figure">not enabled</div><div class="muted">`database` is not in HANDLERS' in response.get_data(
+        as_text=True
+    )
+
+
+def test_with_redis_down_the_page_says_so_plainly(console, redis, redis_server):
+    assert console.get("/console/").status_code == 200
+    redis_server.stop()
+    try:
+        response = console.get("/console/")
+    finally:
+        redis_server.start()
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "Redis cannot be reached" in html and '<div class="figure bad">down</div>' in html
+    assert "sqlite: SELECT 1 in" in html  # the database's health does not depend on Redis
+
+
+def test_the_page_refreshes_its_live_section_only(console, redis):
+    html = console.get("/console/").get_data(as_text=True)
+    assert '<section id="live" data-refresh="15">' in html
+    script = console.get("/console/static/console.js").get_data(as_text=True)
+    assert 'getElementById("live")' in script and "fetch(" in script
