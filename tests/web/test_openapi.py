@@ -83,7 +83,7 @@ def test_every_route_is_documented(app):
     # programs (HTML behind a sign-in, docs/console.md): the document describes the rest.
     rules = [r.rule for r in app.url_map.iter_rules() if r.endpoint != "static" and not r.rule.startswith("/console")]
     routes = {re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule) for rule in rules}
-    assert routes <= set(PATHS), f"routes missing from webhooks/openapi.py: {sorted(routes - set(PATHS))}"
+    assert routes <= set(PATHS), f"routes missing from PATHS in webhooks/web/openapi/: {sorted(routes - set(PATHS))}"
 
 
 def test_smscs_default_charset_reads_every_byte_as_browsers_do(client, redis):

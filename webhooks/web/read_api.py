@@ -26,7 +26,7 @@ NO_DATABASE = (
     "the read API and the console read the database handler's tables, and `database` is not in HANDLERS: "
     "add it (HANDLERS=database,...) with DATABASE_URL, run `smshooks initdb`, and events stored from then on are here"
 )
-CURSOR = re.compile(r"e(0|[1-9][0-9]{0,17})")  # openapi.py describes it with this pattern
+CURSOR = re.compile(r"e(0|[1-9][0-9]{0,17})")  # web/openapi/api.py describes it with this pattern
 
 
 class BadParameters(ValueError):
