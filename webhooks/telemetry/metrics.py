@@ -130,18 +130,10 @@ def _observe(provider: str | None, response: Response | None) -> None:
                 live.count(redis, provider, live.outcome_of(status, bool(g.get("smshooks_accepted"))))
         if response is not None and status in refusals.LOGGED:
             body = refusals.body_head(request, g.get("smshooks_body"))
-            refusals.record(redis, refusals.entry(request, response, _refusal_secrets(), body))
+            secrets = current_app.config["SECRETS"]  # every configured secret, read once by create_app
+            refusals.record(redis, refusals.entry(request, response, secrets, body))
     except Exception:  # noqa: BLE001 (counting must never change the answer)
         log.warning("could not record the live count or refusal", exc_info=True)
-
-
-def _refusal_secrets() -> tuple[str, ...]:
-    found = current_app.extensions.get("smshooks.refusal_secrets")
-    if found is None:
-        settings = current_app.config["SETTINGS"]
-        extra = (*settings.webhook_secrets, *settings.api_tokens)
-        found = current_app.extensions["smshooks.refusal_secrets"] = secrets_from_env(os.environ, extra)
-    return found
 
 
 def refusals_logged(view: Callable[..., Response]) -> Callable[..., Response]:
