@@ -78,6 +78,20 @@ class RedisServer:
             self.proc.wait()
 
 
+@pytest.fixture(autouse=True)
+def _no_sentry_client_left_behind() -> Iterator[None]:
+    """A test whose create_app started Sentry leaves no client behind pointed at its stopped stand-in.
+
+    Such a client would keep retrying to a closed port, and urllib3's warnings about it would land in
+    whatever later test happens to be capturing logs.
+    """
+    yield
+    sentry_sdk = sys.modules.get("sentry_sdk")
+    if sentry_sdk is not None and sentry_sdk.get_client().dsn:
+        sentry_sdk.get_client().close(timeout=0)
+        sentry_sdk.init()  # no DSN: nothing is sent from here on
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path_factory.mktemp("redis"))
