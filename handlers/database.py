@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Table, and_, case, create_engine, false, func, null, or_, text, true
+from sqlalchemy import (
+    JSON,
+    Select,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    column,
+    create_engine,
+    false,
+    func,
+    null,
+    or_,
+    select,
+    text,
+    true,
+)
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 
 from webhooks.config import DEFAULT_DATABASE_URL, normalize_database_url
 from webhooks.events import STATUS_RANK, Event, Kind, Status
@@ -26,6 +46,59 @@ _INSERT: dict[str, Callable[[Table], sqlite.Insert | postgresql.Insert]] = {
 
 # The advisory lock the inserts take on PostgreSQL (any constant of our own: "smshooks" as digits).
 INSERT_LOCK = 0x736D73686F6F6B73
+
+# The columns each statement writes (sms_events' id is the database's own).
+_EVENT_COLUMNS = tuple(c.name for c in sms_events.c if c.name != "id")
+_MESSAGE_COLUMNS = (
+    "provider",
+    "message_id",
+    "recipient",
+    "status",
+    "status_rank",
+    "final",
+    "provider_status",
+    "description",
+    "status_at",
+    "updated_at",
+)
+_OVERDUE_COLUMNS = (*_MESSAGE_COLUMNS, "overdue_since")
+
+PAGE = 1000  # rows per statement on PostgreSQL: a batch of BATCH_SIZE (500) is one
+
+
+def _rows_from_json(table: Table, columns: Sequence[str]) -> Select:
+    """PostgreSQL: the rows of the JSON parameter `rows` (an array of objects) as `columns` of `table`.
+
+    One statement per batch, compiled once whatever the batch's size. psycopg's executemany runs
+    one INSERT per row at the server (SQLAlchemy's insertmanyvalues is for RETURNING only there),
+    multi-row VALUES costs a compile per batch, and unnest(one array per column) spends its time
+    in psycopg's array quoting. Strings come as text so that the INSERT itself checks their length,
+    as before; `raw` is JSON text inside the JSON (see _as_json), cast back to JSON.
+    """
+    fields = [column(c, Text if isinstance(table.c[c].type, (String, JSON)) else table.c[c].type) for c in columns]
+    rows = func.json_to_recordset(cast(bindparam("rows", type_=Text), JSON)).table_valued(*fields)
+    rows = rows.render_derived(name="batch", with_types=True)
+    return select(*(cast(rows.c[c], JSON) if c == "raw" else rows.c[c] for c in columns))
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"a {type(value).__name__} cannot go into the database's JSON rows: {value!r}")
+
+
+def _as_json(rows: Sequence[dict[str, Any]]) -> str:
+    """The `rows` parameter of _rows_from_json.
+
+    `raw` goes as its own JSON text, a string: json_to_recordset refuses an escaped NUL in a string it
+    converts, and `raw` keeps the payload as it came, NUL included (the text columns are _clean).
+    Not ASCII-escaped: the server then decodes no unicode escapes, which a non-UTF-8 database refuses.
+    """
+    return json.dumps(
+        [row | {"raw": json.dumps(row["raw"])} if "raw" in row else row for row in rows],
+        default=_iso,
+        ensure_ascii=False,
+    )
 
 
 def make_engine(url: str) -> Engine:
@@ -67,15 +140,20 @@ def _message_status(event: Event) -> Status:
     return Status.REPLIED if event.kind is Kind.REPLY else event.status
 
 
+def _message_key(event: Event) -> tuple[str, str | None]:
+    # As stored: one statement may not upsert a row twice (PostgreSQL refuses it).
+    return event.provider, _clean(event.message_id)
+
+
 def _latest_per_message(events: Sequence[Event]) -> list[Event]:
     """The furthest-along event of each message in the batch, so one row is upserted once."""
-    best: dict[tuple[str, str], Event] = {}
+    best: dict[tuple[str, str | None], Event] = {}
     for event in events:
         if event.kind in (Kind.UNKNOWN, Kind.RECEIPT_OVERDUE):
             # An unread email says nothing about a message's status; an overdue alert repeats the
             # last one (it sets overdue_since, below). Both are kept in sms_events.
             continue
-        key = (event.provider, event.message_id)
+        key = _message_key(event)
         current = best.get(key)
         if current is None or (STATUS_RANK[_message_status(event)], event.occurred_at) > (
             STATUS_RANK[_message_status(current)],
@@ -94,6 +172,11 @@ class DatabaseHandler(Handler):
         self.engine = make_engine(url)
         self._insert = _INSERT[self.engine.dialect.name]
         self.ordered_ids = self.engine.dialect.name == "postgresql"  # off only in bench/ordered_ids.py
+        self._events_insert = self._rows_into(sms_events, _EVENT_COLUMNS).on_conflict_do_nothing(
+            index_elements=["event_id"]
+        )
+        self._messages_upsert = self._message_upsert(self._rows_into(sms_messages, _MESSAGE_COLUMNS))
+        self._overdue_upsert = self._overdue_upsert_of(self._rows_into(sms_messages, _OVERDUE_COLUMNS))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DatabaseHandler:
@@ -106,27 +189,38 @@ class DatabaseHandler(Handler):
         if not events:
             return
         now = datetime.now(timezone.utc)
+        messages = [self._message_row(e, now) for e in _latest_per_message(events)]
+        overdue = {_message_key(e): e for e in events if e.kind is Kind.RECEIPT_OVERDUE}
+        rows = [self._event_row(e, now) for e in events]  # made before the lock below, not while holding it
         with self.engine.begin() as conn:
-            messages = [self._message_row(e, now) for e in _latest_per_message(events)]
-            if messages:
-                conn.execute(self._message_upsert(), messages)
+            self._write(conn, self._messages_upsert, messages)
             # After the statuses: a final status in the same batch wins over the alert.
-            overdue = {(e.provider, e.message_id): e for e in events if e.kind is Kind.RECEIPT_OVERDUE}
-            if overdue:
-                conn.execute(self._overdue_upsert(), [self._overdue_row(e, now) for e in overdue.values()])
+            self._write(conn, self._overdue_upsert, [self._overdue_row(e, now) for e in overdue.values()])
             if self.ordered_ids:
                 # Ids are taken and committed in one order, so the read API's `after` cursor never
                 # passes an id still being written (handlers/db_read.py); SQLite has one writer anyway.
                 # Taken last, so only the events' insert and the commit wait for it, and its holder
                 # waits for no row another transaction holds (no deadlock).
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": INSERT_LOCK})
-            conn.execute(
-                self._insert(sms_events).on_conflict_do_nothing(index_elements=["event_id"]),
-                [self._event_row(e, now) for e in events],
-            )
+            self._write(conn, self._events_insert, rows)
 
-    def _message_upsert(self) -> Any:
-        stmt = self._insert(sms_messages)
+    def _rows_into(self, table: Table, columns: Sequence[str]) -> Any:
+        """The insert of many rows: on PostgreSQL from one JSON parameter, on SQLite executemany's."""
+        if self.engine.dialect.name == "postgresql":
+            return self._insert(table).from_select(list(columns), _rows_from_json(table, columns))
+        return self._insert(table)
+
+    def _write(self, conn: Connection, stmt: Any, rows: Sequence[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        if self.engine.dialect.name != "postgresql":
+            conn.execute(stmt, rows)  # SQLite's executemany runs in this process: no round trips to save
+            return
+        for start in range(0, len(rows), PAGE):
+            conn.execute(stmt, {"rows": _as_json(rows[start : start + PAGE])})
+
+    @staticmethod
+    def _message_upsert(stmt: Any) -> Any:
         new, old = stmt.excluded, sms_messages.c
         moves_forward = or_(
             old.status_rank < new.status_rank,
@@ -146,9 +240,9 @@ class DatabaseHandler(Handler):
             where=moves_forward,
         )
 
-    def _overdue_upsert(self) -> Any:
+    @staticmethod
+    def _overdue_upsert_of(stmt: Any) -> Any:
         """overdue_since on a message not final (kept if already set); a message never seen gets a row."""
-        stmt = self._insert(sms_messages)
         new, old = stmt.excluded, sms_messages.c
         return stmt.on_conflict_do_update(
             index_elements=["provider", "message_id"],

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 
-from handlers.database import DatabaseHandler, init_db
+from handlers.database import PAGE, DatabaseHandler, init_db
 from handlers.db_schema import sms_events, sms_messages
 from webhooks.events import Event, Kind, Status
 
@@ -192,3 +195,68 @@ def test_an_alert_never_marks_a_final_message(handler):
     handler.handle_batch([receipt("m2", Status.SENT, 1), overdue("m2", 61), receipt("m2", Status.FAILED, 62)])
     assert message(handler, "m1")["overdue_since"] is None
     assert (message(handler, "m2")["status"], message(handler, "m2")["overdue_since"]) == ("failed", None)
+
+
+def statements(h: DatabaseHandler) -> list[tuple[str, bool]]:
+    """Every statement the handler's engine sends from now on: its first words, and whether an executemany."""
+    sent: list[tuple[str, bool]] = []
+
+    @sa_event.listens_for(h.engine, "before_cursor_execute")
+    def _seen(_conn, _cursor, statement, _parameters, _context, executemany) -> None:
+        sent.append((" ".join(statement.split()[:3]), executemany))
+
+    return sent
+
+
+def test_on_postgresql_a_batch_is_one_statement_per_table(handler):
+    # psycopg's executemany would be one INSERT per row at the server.
+    if handler.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's executemany runs in the worker's process: no round trip to save")
+    events = [receipt(str(n), Status.SENT, n) for n in range(400)] + [reply(str(n), "yes") for n in range(99)]
+    events.append(overdue("400", 61))
+    sent = statements(handler)
+    handler.handle_batch(events)
+    assert sent == [
+        ("INSERT INTO sms_messages", False),  # the statuses
+        ("INSERT INTO sms_messages", False),  # the overdue alert
+        ("SELECT pg_advisory_xact_lock(%(key)s)", False),
+        ("INSERT INTO sms_events", False),
+    ]
+    assert count(handler) == 500
+
+
+def test_a_batch_larger_than_a_page_is_stored_whole_and_in_order(handler):
+    size = PAGE * 2 + 7
+    events = [receipt(f"m{n}", Status.SENT, n) for n in range(size)]
+    events += [receipt(f"m{n}", Status.DELIVERED, n + 1) for n in range(0, size, 3)]
+    handler.handle_batch(events)
+    handler.handle_batch(events)  # again: nothing twice
+    with handler.engine.connect() as conn:
+        stored = conn.execute(select(sms_events.c.event_id).order_by(sms_events.c.id)).scalars().all()
+        statuses = conn.execute(select(sms_messages.c.status)).scalars().all()
+    assert stored == [e.event_id for e in events], "ids are taken in the batch's order"
+    delivered = len(range(0, size, 3))
+    assert sorted(statuses) == ["delivered"] * delivered + ["sent"] * (size - delivered)
+
+
+def test_raw_is_kept_as_it_came(handler):
+    payload = {"ReplyText": 'nul\x00, é, \u2028, "quoted" \\ back', "n": [1, 2.5, None, True], "nested": {"a": {}}}
+    handler.handle_batch([dataclasses.replace(reply("m1", "fine"), raw=payload), receipt("m2", Status.SENT, 1)])
+    with handler.engine.connect() as conn:
+        raws = conn.execute(select(sms_events.c.raw).order_by(sms_events.c.id)).scalars().all()
+    assert raws == [payload, {}]
+
+
+def test_two_message_ids_stored_alike_are_one_row(handler):
+    # NUL is stored as U+FFFD (see above), and PostgreSQL refuses one statement upserting a row twice.
+    handler.handle_batch([receipt("m\x001", Status.SENT, 1), receipt("m\ufffd1", Status.DELIVERED, 2)])
+    assert message(handler, "m\ufffd1")["status"] == "delivered"
+    assert count(handler) == 2
+
+
+def test_an_overlong_value_is_refused_not_cut(handler):
+    if handler.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite keeps a string of any length")
+    with pytest.raises(DBAPIError, match="too long"):
+        handler.handle_batch([receipt("x" * 65, Status.SENT, 1)])
+    assert count(handler) == 0

@@ -26,15 +26,24 @@ class StillGone(DestinationGone):
     already_reported = True  # telemetry/sentry.py drops reports of such exceptions
 
 
+def key(lane: str) -> str:
+    """The lane's mark (jobs.handle reads it in the round trip that counts the attempt)."""
+    return PREFIX + lane
+
+
 def mark(redis: Redis, lane: str, destination: str, reason: str) -> bool:
     """Mark the lane gone; True for the job that marked it first."""
     value = {"destination": destination, "reason": reason, "at": datetime.now(timezone.utc).isoformat()}
-    return bool(redis.set(PREFIX + lane, json.dumps(value), nx=True))
+    return bool(redis.set(key(lane), json.dumps(value), nx=True))
 
 
 def reason(redis: Redis, lane: str, destination: str) -> str | None:
     """Why the lane is gone (the 410 it answered, and when), if it is gone for this destination."""
-    raw = redis.get(PREFIX + lane)
+    return reason_in(redis.get(key(lane)), destination)
+
+
+def reason_in(raw: bytes | str | None, destination: str) -> str | None:
+    """`reason`, from the lane's mark as read (None: no mark)."""
     if raw is None:
         return None
     value = json.loads(raw)
@@ -45,4 +54,4 @@ def reason(redis: Redis, lane: str, destination: str) -> str | None:
 
 def clear(redis: Redis, lanes: list[str]) -> int:
     """Deliver to these lanes again (a replay says the destination is back)."""
-    return int(redis.delete(*(PREFIX + lane for lane in lanes))) if lanes else 0
+    return int(redis.delete(*(key(lane) for lane in lanes))) if lanes else 0

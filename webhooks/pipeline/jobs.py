@@ -8,7 +8,10 @@ import os
 from typing import Any
 
 import sentry_sdk
+from redis import Redis
+from redis.client import Pipeline
 from rq import get_current_job
+from rq.job import Job
 
 from handlers.base import DestinationGone, Handler, PartlyHandled, RetryLater
 from handlers.mail import EmailHandler
@@ -21,9 +24,9 @@ from webhooks.providers.status_maps import read_status_maps
 from webhooks.telemetry import metrics
 from webhooks.telemetry.redaction import secrets_from_env
 
-from . import gone, ordering
+from . import gone, handled, ordering
 from .failures import delivered, reason_of, send_fallback
-from .handled import already_handled, mark_handled
+from .handled import mark_handled
 from .queueing import dispatch_inbox, queue_for
 
 log = logging.getLogger(__name__)
@@ -132,13 +135,12 @@ def dispatch() -> int:
     return dispatch_inbox(job.connection, queue_for(job.connection, job.origin), current.settings, current.policies)
 
 
-@metrics.counted_handler_job  # success / retry / final failure and latency, for /metrics
+@metrics.counted_handler_job  # retry / final failure for /metrics; a success is counted with the handled mark
 def handle(handler_name: str, events: list[dict[str, Any]]) -> int:
     """Give a batch of events to one handler; raising makes RQ retry this job alone."""
     job = get_current_job()
-    if job is not None:  # counted for `smshooks failed` and the fallback email
-        job.meta["attempts"] = int(job.meta.get("attempts", 0)) + 1
-        job.save_meta()
+    # One round trip before the handler, one after it (tests/pipeline/test_round_trips.py).
+    ran_before, gone_mark = _count_attempt(job, handler_name) if job is not None else (False, None)
     current = runtime()
     handler = current.handlers.get(handler_name)
     if handler is None:
@@ -150,11 +152,11 @@ def handle(handler_name: str, events: list[dict[str, Any]]) -> int:
     if job is None:  # called directly (tests, tools): no retries, marks or order to keep
         handler.handle_batch(load_events(events))
         return len(events)
-    if already_handled(job.connection, job.id):
+    if ran_before:
         log.info("%s: job %s ran to the end before; not handling its events again", handler_name, job.id)
-        _release_order(current, handler_name, events, job)
+        _release_order(current, handler_name, events, job, job.connection)
         return 0
-    why_gone = gone.reason(job.connection, handler_name, handler.destination)
+    why_gone = gone.reason_in(gone_mark, handler.destination)
     if why_gone:
         job.retries_left = 0  # the failed registry keeps it for `smshooks replay`
         raise gone.StillGone(f"not sent: {handler.destination} is gone: {why_gone}")
@@ -175,10 +177,29 @@ def handle(handler_name: str, events: list[dict[str, Any]]) -> int:
         gone.mark(job.connection, handler_name, handler.destination, str(exc))
         log.error("%s: %s; nothing more is sent to it until `smshooks replay`", handler_name, exc)
         raise
+
+    def along(pipe: Pipeline) -> None:
+        metrics.count_success(pipe, handler_name, events)
+        _release_order(current, handler_name, events, job, pipe)
+
     # See pipeline/handled.py: RQ may run a finished job again.
-    mark_handled(job.connection, job.id, wait=current.settings.job_timeout)
-    _release_order(current, handler_name, events, job)
+    mark_handled(job.connection, job.id, wait=current.settings.job_timeout, along=along)
     return len(events)
+
+
+def _count_attempt(job: Job, handler_name: str) -> tuple[bool, bytes | None]:
+    """Count this attempt, and read the job's handled mark and its lane's gone mark, in one round trip.
+
+    The attempts are for `smshooks failed` and the fallback email (pipeline/failures.py). Returns
+    whether the job ran to the end before, and the gone mark as read (gone.reason_in).
+    """
+    job.meta["attempts"] = int(job.meta.get("attempts", 0)) + 1
+    with job.connection.pipeline(transaction=False) as pipe:
+        pipe.hset(job.key, "meta", job.serializer.dumps(job.meta))  # job.save_meta(), in this round trip
+        pipe.exists(handled.key(job.id))
+        pipe.get(gone.key(handler_name))
+        _, ran_before, gone_mark = pipe.execute()
+    return bool(ran_before), gone_mark
 
 
 MAX_RETRY_AFTER = 3600  # seconds; a longer Retry-After is taken as an hour
@@ -195,10 +216,10 @@ def _not_before(job: Any, seconds: float) -> None:
     job.retry_intervals = intervals
 
 
-def _release_order(current: Runtime, handler_name: str, events: list[dict[str, Any]], job: Any) -> None:
+def _release_order(current: Runtime, handler_name: str, events: list[dict[str, Any]], job: Any, redis: Redis) -> None:
     policy = current.policy_for(handler_name)
     if policy is not None and policy.ordered:
-        ordering.release(job.connection, handler_name, events, job.id)
+        ordering.release(redis, handler_name, events, job.id)
 
 
 def digitaleo_sync() -> int:
@@ -216,7 +237,7 @@ def handler_failed(job: Any, connection: Any, exc_type: Any, exc_value: Any, _tr
     if job.should_retry:  # RQ's own test (metrics.counted_handler_job uses it too): it retries the job
         return  # the fallback is for events that will not be delivered
     current = runtime()
-    _release_order(current, job.args[0], job.args[1], job)
+    _release_order(current, job.args[0], job.args[1], job, job.connection)
     if exc_type is not None and issubclass(exc_type, gone.StillGone):
         # Its destination's 410 was mailed once, by the job that met it; this one waits for a replay.
         log.warning("handler job %s not sent (%s); it waits in the failed registry", job.id, exc_value)

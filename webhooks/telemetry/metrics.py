@@ -6,8 +6,9 @@ Two kinds of process count, usually on different machines:
   counters. Under gunicorn they are in multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set
   by gunicorn_conf), so a scrape answered by any gunicorn worker sums them all.
 - worker (`smshooks worker`, another dyno): handler job outcomes, callback-to-handled
-  latency and provider API calls, added to Redis hashes (one pipelined round trip per
-  job) that the web side reads when it is scraped.
+  latency and provider API calls, added to Redis hashes that the web side reads when it
+  is scraped. A handled job's counts go in the round trip that marks it handled
+  (`count_success`), a failed one's in a pipelined round trip of their own.
 
 prometheus_client is imported only when a web counter is first used, never at import
 time: it picks single- or multiprocess mode once, when it is first imported, and
@@ -31,6 +32,7 @@ from typing import Any
 
 from flask import Response, current_app, g, request
 from redis import Redis
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 from rq import get_current_job
 
@@ -183,25 +185,36 @@ def _error_text(err: BaseException) -> str:
     return scrub_text(text, _worker_secrets())[:500]
 
 
-def _record_job(handler: str, events: Sequence[dict[str, Any]], outcome: str, err: BaseException | None = None) -> None:
+def _job_counts(
+    pipe: Pipeline, handler: str, events: Sequence[dict[str, Any]], outcome: str, err: BaseException | None = None
+) -> None:
+    if err is not None:
+        live.record_error(pipe, handler, outcome, _error_text(err))
+    pipe.hincrby(HANDLER_JOBS, field(handler, outcome), 1)
+    pipe.hincrby(HANDLER_EVENTS, field(handler, outcome), len(events))
+    if outcome == "success":
+        buckets, total = _latency_fields(events, datetime.now(timezone.utc))
+        for le, count in buckets.items():
+            pipe.hincrby(LATENCY, field(handler, repr(le)), count)
+        pipe.hincrbyfloat(LATENCY, field(handler, "sum"), total)
+
+
+def count_success(pipe: Pipeline, handler: str, events: Sequence[dict[str, Any]]) -> None:
+    """A handler job's success and latency, on `pipe`: jobs.handle sends them with the job's handled mark."""
+    _job_counts(pipe, handler, events, "success")
+
+
+def _record_job(handler: str, events: Sequence[dict[str, Any]], outcome: str, err: BaseException) -> None:
     job = get_current_job()
     if job is None:
         return  # called outside RQ (a direct call in a script): nowhere to count
     try:
         with job.connection.pipeline(transaction=False) as pipe:
-            if err is not None:
-                live.record_error(pipe, handler, outcome, _error_text(err))
-            pipe.hincrby(HANDLER_JOBS, field(handler, outcome), 1)
-            pipe.hincrby(HANDLER_EVENTS, field(handler, outcome), len(events))
-            if outcome == "success":
-                buckets, total = _latency_fields(events, datetime.now(timezone.utc))
-                for le, count in buckets.items():
-                    pipe.hincrby(LATENCY, field(handler, repr(le)), count)
-                pipe.hincrbyfloat(LATENCY, field(handler, "sum"), total)
+            _job_counts(pipe, handler, events, outcome, err)
             pipe.execute()
-    except RedisError as err:
-        # Never let counting turn a handled job into a failed (and retried) one.
-        log.warning("could not record %s metrics for %s: %s", outcome, handler, type(err).__name__)
+    except RedisError as exc:
+        # Never let counting turn a failed job into one failed for another reason.
+        log.warning("could not record %s metrics for %s: %s", outcome, handler, type(exc).__name__)
 
 
 @functools.cache
@@ -233,7 +246,11 @@ def _log_batch(handler: str, events: Sequence[Any], outcome: str, seconds: float
 
 
 def counted_handler_job(job_function: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate jobs.handle(handler_name, events): success, retry or final failure, latency, one log line."""
+    """Decorate jobs.handle(handler_name, events): retry or final failure, one log line.
+
+    A success and its latency are counted by the job itself (`count_success`), in the round trip
+    that marks it handled (pipeline/handled.py), not in one more of their own.
+    """
 
     @functools.wraps(job_function)
     def wrapper(handler_name: str, events: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
@@ -249,9 +266,7 @@ def counted_handler_job(job_function: Callable[..., Any]) -> Callable[..., Any]:
             _log_batch(handler_name, events, outcome, seconds, failed=True)
             raise
         if result:  # 0: a re-run of a job already handled (pipeline/handled.py) did nothing; it says so itself
-            seconds = time.perf_counter() - started
-            _record_job(handler_name, events, "success")
-            _log_batch(handler_name, events, "success", seconds, failed=False)
+            _log_batch(handler_name, events, "success", time.perf_counter() - started, failed=False)
         return result
 
     return wrapper
