@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from webhooks.config import ConfigError, Settings
-from webhooks.events import Event, Kind, Status, dump_events, load_events
+from webhooks.events import EVENT_SCHEMA, Event, Kind, Status, dump_events, load_events, wire, wire_json
 from webhooks.phones import to_e164
 
 T = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
+PLUS_10 = timezone(timedelta(hours=10))
 
 
 def event(**changes) -> Event:
@@ -184,3 +188,41 @@ def test_id_with_extra_facts_of_an_event_without_provider_time_ignores_when_we_r
     later = reply(T + timedelta(seconds=3))
     assert event_id_for(reply(T), "778899") == event_id_for(later, "778899")
     assert event_id_for(reply(T), "778899") != event_id_for(reply(T), "778900")
+
+
+_text = st.one_of(st.none(), st.text(max_size=20))  # lone surrogates included: a JSON body's "\ud800" is one
+_times = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.sampled_from([timezone.utc, PLUS_10])
+)
+_raw = st.dictionaries(
+    st.text(max_size=8),
+    st.recursive(
+        st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**80), max_value=2**80), st.text(max_size=8)),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+        max_leaves=8,
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    kind=st.sampled_from(list(Kind)),
+    status=st.sampled_from(list(Status)),
+    message_id=st.text(min_size=1, max_size=12),
+    recipient=_text,
+    sender=_text,
+    text=_text,
+    provider_status=_text,
+    description=_text,
+    occurred_at=st.one_of(st.none(), _times),
+    received_at=_times,
+    final=st.booleans(),
+    raw=_raw,
+)
+def test_the_fast_wire_form_is_the_schemas(**fields):
+    e = Event(provider="redoxygen", **fields)
+    assert wire(e) == EVENT_SCHEMA.dump(e)
+    stored = json.loads(wire_json(e))  # what dispatch reads back from the inbox
+    assert stored == json.loads(json.dumps(EVENT_SCHEMA.dump(e)))
+    assert load_events([stored]) == [e]

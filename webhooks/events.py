@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+import orjson
 from marshmallow import RAISE, Schema, fields, post_load, validate
 
 
@@ -192,6 +193,43 @@ class EventSchema(Schema):
 
 
 EVENT_SCHEMA = EventSchema()
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(timezone.utc).isoformat()
+
+
+def wire(event: Event) -> dict[str, Any]:
+    """`EVENT_SCHEMA.dump(event)` without marshmallow's field walk, for the web side's one write per callback.
+
+    The parsers have already given every field its type, so the schema's dump would only copy
+    them; tests/test_events.py holds the two equal for every provider's events.
+    """
+    return {
+        "event_id": event.event_id,
+        "provider": event.provider,
+        "kind": event.kind.value,
+        "status": event.status.value,
+        "final": event.final,
+        "message_id": event.message_id,
+        "recipient": event.recipient,
+        "sender": event.sender,
+        "text": event.text,
+        "provider_status": event.provider_status,
+        "description": event.description,
+        "occurred_at": _iso(event.occurred_at),
+        "received_at": _iso(event.received_at),
+        "raw": event.raw,
+    }
+
+
+def wire_json(event: Event) -> bytes:
+    """The event's wire form as JSON (orjson: a few microseconds less than json.dumps per event)."""
+    form = wire(event)
+    try:
+        return orjson.dumps(form, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # an integer over 64 bits in `raw`, a lone surrogate: the standard library takes them
+        return json.dumps(form).encode()
 
 
 def dump_events(events: list[Event]) -> list[dict[str, Any]]:

@@ -167,3 +167,12 @@ def test_redis_killed_gives_503_then_recovers(redis_server, env, redis):
         redis_server.start()
     assert client.post(f"/redoxygen/receipt{TOKEN}", json=receipt(1)).status_code == 200
     assert client.get("/healthz").get_json()["inbox"] == 1
+
+
+def test_a_redis_that_lost_its_scripts_still_stores(client, redis):
+    """A Redis restarted from its append-only file has the data but not the scripts: the store loads it again."""
+    first = client.post(f"/redoxygen/receipt{TOKEN}", json=receipt(1))
+    redis.script_flush()
+    second = client.post(f"/redoxygen/receipt{TOKEN}", json=receipt(2))
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert redis.llen(INBOX) == 2

@@ -165,13 +165,18 @@ def redact(text: str, secrets: Secrets) -> str:
 
 def scrub(value: Any, secrets: Secrets) -> Any:
     """`value` (str, dict or list, nested) with every secret redacted from every string, keys included."""
-    secrets = secret_list(secrets)
-    if not secrets:
-        return value
+    listed = secret_list(secrets)
+    return _scrubbed(value, listed) if listed else value
+
+
+def _scrubbed(value: Any, secrets: tuple[str, ...]) -> Any:
     if isinstance(value, str):
-        return redact(value, secrets)
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, "[secret]")
+        return value
     if isinstance(value, dict):
-        return {scrub(k, secrets): scrub(v, secrets) for k, v in value.items()}
+        return {_scrubbed(k, secrets): _scrubbed(v, secrets) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [scrub(v, secrets) for v in value]
+        return [_scrubbed(v, secrets) for v in value]
     return value

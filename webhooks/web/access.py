@@ -114,11 +114,13 @@ def admit(
 
     `authorized` is for an endpoint that has already checked a provider-specific form of the secret.
     """
-    address = client_address(request)
-    if settings.allowed_ips and (address is None or not any(address in net for net in settings.allowed_ips)):
-        return Refusal(403, f"client address {request.remote_addr!r} is not in ALLOWED_IPS")
+    if settings.allowed_ips:
+        address = client_address(request)
+        if address is None or not any(address in net for net in settings.allowed_ips):
+            return Refusal(403, f"client address {request.remote_addr!r} is not in ALLOWED_IPS")
     if authorized or is_authorized(request, settings.webhook_secret):
         return None
+    address = client_address(request)  # only now: a provider with the right secret never pays for parsing it
     if settings.auth_fail_limit:
         wait = count_failure(throttle_key(address), settings.auth_fail_limit)
         if wait:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hmac
 
 from flask import Request
@@ -44,9 +45,14 @@ def is_authorized(request: Request, secrets: Secrets) -> bool:
     return matches(presented_secrets(request), secrets)
 
 
+@functools.lru_cache(maxsize=16)  # the configured secrets, split and encoded once, not per callback
+def _encoded(secrets: str | tuple[str, ...] | None) -> tuple[bytes, ...]:
+    return tuple(s.encode("utf-8") for s in secret_list(secrets))
+
+
 def matches(candidates: list[str], secrets: Secrets) -> bool:
     """True when no secret is configured or a candidate is one of them; compared in constant time."""
-    expected = [s.encode("utf-8") for s in secret_list(secrets)]
+    expected = _encoded(secrets if isinstance(secrets, (str, tuple)) or secrets is None else tuple(secrets))
     if not expected:
         return True
     # surrogatepass: a lone surrogate must compare unequal, not raise (a 500).
