@@ -4,6 +4,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 from gunicorn.glogging import Logger
@@ -12,9 +13,19 @@ from webhooks.config import ConfigError, Settings
 from webhooks.telemetry.logs import configure_logging, warn_once
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
-# Requests are short (parse, one Redis round trip); sync workers, two per core, keep both cores busy.
+# A callback is short (parse, one Redis round trip) and much of it is the wait for Redis: on disk
+# (appendfsync always), Redis fsyncs once for all the writes that reached it in one turn of its event
+# loop, and answers them together. gevent's workers keep WEB_CONNECTIONS callbacks in flight per process,
+# so many share one fsync (group commit) where a sync worker offers one. Chosen over sync and gthread
+# by bench/web_concurrency (docs/operations.md, "Web concurrency"). gunicorn patches the worker's
+# standard library for gevent after the fork; the master below never does I/O under a lock.
 workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * (os.cpu_count() or 1))
-worker_class = "sync"
+worker_class = "gevent"
+worker_connections = int(os.environ.get("WEB_CONNECTIONS") or 64)
+# gunicorn itself imports ssl before any worker patches it, so gevent warns in every worker; the
+# warning names the modules that kept unpatched names from it, and the only one is redis.asyncio,
+# which smshooks never uses (TLS Redis through the patched module: tests/cli/test_tls_redis.py).
+warnings.filterwarnings("ignore", message=r"Monkey-patching ssl after ssl has already been imported")
 timeout = 30
 # Heroku (and platforms like it) sends SIGTERM to every process of a dyno and SIGKILL 30 s later:
 # a request still running after 25 s is cut by the master, which then has time to exit cleanly.

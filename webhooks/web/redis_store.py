@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from flask import Flask, current_app
 from redis import Redis
 from redis.backoff import NoBackoff
@@ -24,6 +26,9 @@ def connect(settings: Settings) -> Redis:
     )
 
 
+_making = threading.Lock()  # two first requests at once (threads, greenlets) make one client, not two
+
+
 def init_app(app: Flask) -> None:
     app.extensions["smshooks.redis"] = None
     app.extensions["smshooks.get_redis"] = get_redis  # for telemetry's live counts (layer 1 cannot import this)
@@ -32,7 +37,10 @@ def init_app(app: Flask) -> None:
 def get_redis() -> Redis:
     client = current_app.extensions.get("smshooks.redis")
     if client is None:
-        client = current_app.extensions["smshooks.redis"] = connect(current_app.config["SETTINGS"])
+        with _making:
+            client = current_app.extensions.get("smshooks.redis")
+            if client is None:
+                client = current_app.extensions["smshooks.redis"] = connect(current_app.config["SETTINGS"])
     return client
 
 
@@ -41,8 +49,11 @@ def get_ingest() -> Ingest:
     if ingest is None:
         settings = current_app.config["SETTINGS"]
         redis = get_redis()
-        ingest = Ingest(
-            redis, queue_for(redis, settings.queue_name), settings.dedupe_window, settings.reply_match_window
-        )
-        current_app.extensions["smshooks.ingest"] = ingest
+        with _making:
+            ingest = current_app.extensions.get("smshooks.ingest")
+            if ingest is None:
+                ingest = Ingest(
+                    redis, queue_for(redis, settings.queue_name), settings.dedupe_window, settings.reply_match_window
+                )
+                current_app.extensions["smshooks.ingest"] = ingest
     return ingest
