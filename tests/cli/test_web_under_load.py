@@ -1,9 +1,9 @@
-"""The web process's threads (gunicorn gthread) on real processes: many callbacks at once, a crash, a SIGTERM.
+"""The web process under concurrent load, on real processes: many callbacks at once, a crash, a SIGTERM.
 
-Threads let callbacks wait on Redis together, so with `appendfsync always` one fsync covers
-many of them. These tests hold what that must not cost: a 200 only for what Redis wrote to its
-append-only file before answering, nothing acknowledged lost when Redis is killed in the
-middle of the load, and a SIGTERM under load that lets the callbacks in flight finish.
+gunicorn's gevent workers keep many callbacks waiting on Redis at once, so with `appendfsync always`
+one fsync covers many of them. These tests hold what that must not cost: a 200 only for what Redis
+wrote to its append-only file before answering, nothing acknowledged lost when Redis is killed in
+the middle of the load, and a SIGTERM under load that lets the callbacks in flight finish.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tests.conftest import SECRET, RedisServer, free_port, process_env, wait_for
 from tests.processes import gunicorn, running, wait_until_up
 from webhooks.pipeline.queueing import INBOX
 
-CLIENTS = 24  # more than one gunicorn worker's threads: requests queue as they would from a busy provider
+CLIENTS = 24  # concurrent clients, each on a keep-alive connection of its own
 DURABLE = ("--save", "", "--appendonly", "yes", "--appendfsync", "always")
 
 
