@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from webhooks.config import ConfigError, Settings
-from webhooks.events import EVENT_SCHEMA, Event, Kind, Status, dump_events, load_events, wire, wire_json
+from webhooks.events import EVENT_SCHEMA, Event, Kind, Status, _from_wire, dump_events, load_events, wire, wire_json
 from webhooks.phones import to_e164
 
 T = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
@@ -225,4 +225,32 @@ def test_the_fast_wire_form_is_the_schemas(**fields):
     assert wire(e) == EVENT_SCHEMA.dump(e)
     stored = json.loads(wire_json(e))  # what dispatch reads back from the inbox
     assert stored == json.loads(json.dumps(EVENT_SCHEMA.dump(e)))
-    assert load_events([stored]) == [e]
+    assert _from_wire(stored) is not None  # the fast load takes it ...
+    assert load_events([stored]) == [e] == [EVENT_SCHEMA.load(stored)]  # ... and reads what the schema reads
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"surprise": 1},
+        {"message_id": ""},
+        {"message_id": 5},
+        {"final": "yes"},
+        {"kind": "rumour"},
+        {"occurred_at": "yesterday"},
+        {"raw": []},
+        {"text": 5},
+    ],
+)
+def test_what_the_fast_load_does_not_take_goes_to_the_schema(change):
+    from marshmallow import ValidationError
+
+    [good] = dump_events([event()])
+    assert _from_wire({**good, **change}) is None
+    try:
+        expected = EVENT_SCHEMA.load({**good, **change})
+    except ValidationError:
+        with pytest.raises(ValidationError):
+            load_events([good, {**good, **change}])
+    else:
+        assert load_events([good, {**good, **change}])[1] == expected  # the schema's reading, as before
