@@ -4,7 +4,7 @@
         --mix 80,15,5 --first-id 1000000 [--ping-ids 1,2,3]
 
 Request i is due at start + i / rate, whatever happened to the others: one asyncio loop
-opens a connection per request (gunicorn's sync workers close after each answer), so a
+opens a connection per request (as many providers do: one callback, one connection), so a
 slow answer never holds up the schedule. How late each request went out is reported
 apart from its latency, so a sender that could not keep up shows instead of hiding.
 The kind of request i is fixed by i (a repeating 100-slot pattern), so runs compare.

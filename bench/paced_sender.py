@@ -59,7 +59,7 @@ class PacedSender:
             return self._next - 1
 
     def _post(self, sms_id: int) -> str:
-        # A new connection per request: gunicorn's sync workers close after every answer anyway.
+        # A new connection per request, as many providers call back: the costlier case for the server.
         conn = http.client.HTTPConnection(self.host, self.port, timeout=HTTP_TIMEOUT)
         try:
             conn.request("POST", self.path, BODY % sms_id, HEADERS)

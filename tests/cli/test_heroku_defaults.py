@@ -63,7 +63,7 @@ def test_gunicorns_graceful_timeout_as_gunicorn_reads_it_fits_in_herokus_30_s(re
 
 
 def test_sigterm_with_a_request_stuck_in_flight_stops_gunicorn_inside_30_s(redis_server):
-    """A client that never finishes its body holds a sync worker: the master cuts it at graceful_timeout."""
+    """A client that never finishes its body holds its callback open: the master cuts it at graceful_timeout."""
     port = free_port()
     env = process_env({"REDIS_URL": redis_server.url, "WEBHOOK_SECRET": SECRET})
     with running(gunicorn(port), env=env) as [web]:
