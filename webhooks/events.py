@@ -203,7 +203,7 @@ def wire(event: Event) -> dict[str, Any]:
     """`EVENT_SCHEMA.dump(event)` without marshmallow's field walk, for the web side's one write per callback.
 
     The parsers have already given every field its type, so the schema's dump would only copy
-    them; tests/test_events.py holds the two equal for every provider's events.
+    them; a property test in tests/test_events.py holds the two equal for any event.
     """
     return {
         "event_id": event.event_id,
