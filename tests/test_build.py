@@ -258,6 +258,21 @@ def test_the_buildpacks_install_gives_the_procfiles_commands(tmp_path):
         timeout=60,
     )
     assert web.returncode == 0, web.stdout + web.stderr
+    # --check-config does not import the worker class; gunicorn does when it starts a worker.
+    worker_class = subprocess.run(
+        [
+            str(bin_dir / "python"),
+            "-c",
+            "from gunicorn.util import load_class; from webhooks.cli import gunicorn_conf as c; "
+            "print(load_class(c.worker_class).__name__)",
+        ],
+        cwd=tmp_path,
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert worker_class.returncode == 0 and worker_class.stdout.strip() == "GeventWorker", worker_class.stderr
 
 
 def app_json() -> dict:
