@@ -3,6 +3,7 @@
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -68,23 +69,41 @@ _METRICS_PREFIX = "smshooks-metrics-"
 
 
 def on_starting(server):
-    """A private folder unless the platform gives one, emptied: an earlier run's counts would add up."""
+    """Settings checked once, here, before any fork; then a private metrics folder unless the platform gives one."""
+    settings = _settings_or_exit(server)
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Made here, not when this file is imported, so a gunicorn that never starts leaves none behind.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=_METRICS_PREFIX)
     path = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     path.mkdir(parents=True, exist_ok=True)
     for stale in path.glob("*.db"):
-        stale.unlink()
-    _warn_at_start()
+        stale.unlink()  # an earlier run's counts would add up
+    _warn_at_start(settings)
 
 
-def _warn_at_start():
-    """The web app's start-up warnings, said once here in the master: workers inherit warn_once's memory."""
+def _settings_or_exit(server) -> Settings:
+    """The settings, or one error line and exit 1 when a worker's create_app would refuse them.
+
+    Left to the workers, each fails to boot on its own; when two fail together gunicorn's halt reaps
+    the second inside its own shutdown and raises again (arbiter.stop -> reap_workers -> HaltServer),
+    ending in a bare multi-line traceback instead of the message.
+    """
+    from webhooks.cli.release import WEB_CHECKS
+    from webhooks.config import split_secrets
+    from webhooks.telemetry.redaction import scrub_text, secrets_from_env
+
     try:
-        settings = Settings.from_env()
-    except ConfigError:
-        return  # each worker's create_app stops with the message
+        for check in WEB_CHECKS:
+            check(os.environ)
+        return Settings.from_env()
+    except ConfigError as err:
+        secrets = secrets_from_env(os.environ, split_secrets(os.environ.get("WEBHOOK_SECRET")))
+        server.log.error("%s; the web is not started", scrub_text(str(err), secrets))
+        sys.exit(1)
+
+
+def _warn_at_start(settings: Settings) -> None:
+    """The web app's start-up warnings, said once here in the master: workers inherit warn_once's memory."""
     from webhooks.app import handler_problems, startup_warnings  # after PROMETHEUS_MULTIPROC_DIR is set
 
     # Plug-ins are imported here once, before the fork; a broken one is warned about here, not per worker.

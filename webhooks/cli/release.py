@@ -43,8 +43,9 @@ def _web_concurrency(env: Mapping[str, str]) -> None:
         int_setting(env, "WEB_CONCURRENCY", 1, minimum=1)  # gunicorn_conf reads it
 
 
-# What a process reads besides Settings and the handlers; each raises ConfigError naming the setting.
-CHECKS: tuple[Callable[[Mapping[str, str]], Any], ...] = (
+# What the web's create_app reads besides Settings; each raises ConfigError naming the setting.
+# gunicorn's master runs these before it forks (gunicorn_conf.on_starting).
+WEB_CHECKS: tuple[Callable[[Mapping[str, str]], Any], ...] = (
     log_level,
     log_format,
     DigitaleoConfig.from_env,
@@ -52,9 +53,9 @@ CHECKS: tuple[Callable[[Mapping[str, str]], Any], ...] = (
     # CONSOLE_PASSWORD / CONSOLE_USERS without SECRET_KEY (or equal to a WEBHOOK_SECRET) refuses the web's start
     lambda env: ConsoleConfig.from_env(env, split_secrets(env.get("WEBHOOK_SECRET"))),
     _sentry_dsn,
-    _smtpd,
-    _web_concurrency,
 )
+# What any process reads besides Settings and the handlers.
+CHECKS: tuple[Callable[[Mapping[str, str]], Any], ...] = (*WEB_CHECKS, _smtpd, _web_concurrency)
 
 
 def _checked_above(name: str) -> bool:
