@@ -239,12 +239,12 @@ def test_replay_without_a_csrf_token_or_with_another_sessions_is_400_and_replays
 # --------------------------------------------------------------------------- session expiry
 
 
-def forged_session(app, issued_at: int) -> str:
-    """The session cookie the app itself would have signed at `issued_at` for a signed-in admin."""
+def forged_session(app, issued_at: int, since: int | None = None) -> str:
+    """The session cookie the app itself would have signed at `issued_at` for an admin signed in at `since`."""
     serializer = app.session_interface.get_signing_serializer(app)
     signer = serializer.make_signer(serializer.salt)
     signer.get_timestamp = lambda: issued_at  # itsdangerous's clock: the signature carries this time
-    data = {"user": "admin", "since": issued_at, "_permanent": True}
+    data = {"user": "admin", "since": issued_at if since is None else since, "_permanent": True}
     return signer.sign(serializer.dump_payload(data)).decode()
 
 
@@ -257,6 +257,13 @@ def test_a_session_older_than_console_session_hours_is_refused(console_env):
     assert fresh.get("/console/").status_code == 200, "the forged cookie is what the app signs"
     answer = stale.get("/console/")
     assert answer.status_code == 302 and answer.headers["Location"].startswith("/console/login")
+    # Flask signs the cookie again on every page (and the overview reloads itself): a session kept
+    # busy still ends CONSOLE_SESSION_HOURS after its sign-in.
+    busy = app.test_client()
+    busy.set_cookie(COOKIE, forged_session(app, now - 5, since=now - 3700), path="/console")
+    answer = busy.get("/console/")
+    assert answer.status_code == 302 and answer.headers["Location"].startswith("/console/login")
+    assert busy.get("/console/").status_code == 302, "the expired session is cleared, not renewed"
     other_key = create_app({**console_env, "SECRET_KEY": "another-secret-key-of-enough-length-42"})
     forged = app.test_client()
     forged.set_cookie(COOKIE, forged_session(other_key, now), path="/console")

@@ -39,9 +39,19 @@ def init_app(app: Flask) -> None:
 
 
 def signed_in() -> str | None:
-    """The signed-in user's name, or None."""
-    user = session.get("user")
-    return user if isinstance(user, str) and user in current_app.config["CONSOLE"].users else None
+    """The signed-in user's name, or None: unknown user, or signed in more than CONSOLE_SESSION_HOURS ago.
+
+    Flask re-signs the cookie on every request, so its own max age counts from the last page (and the
+    overview refreshes itself); the sign-in time it carries is what ends a session.
+    """
+    user, since = session.get("user"), session.get("since")
+    config = current_app.config["CONSOLE"]
+    if not isinstance(user, str) or user not in config.users or not isinstance(since, int):
+        return None
+    if time.time() - since > config.session_hours * 3600:
+        session.clear()
+        return None
+    return user
 
 
 def check_password(users: Mapping[str, str], name: str, password: str) -> bool:
