@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from redis import Redis
+from redis import exceptions as errors
 
 
 def redis_client(url: str, cert_reqs: str = "required", **options: Any) -> Redis:
@@ -49,3 +50,40 @@ def describe(err: BaseException) -> str:
     """For a log line: the error's class, and what fixes it when a certificate was refused."""
     problem = certificate_problem(err)
     return type(err).__name__ if problem is None else f"{type(err).__name__}: {problem}"
+
+
+class DirectCommand:
+    """One command at a time on connections of its own, without redis-py's per-call machinery.
+
+    `Redis.execute_command` takes a connection from the pool (polling its socket to see that nothing
+    is left unread), runs the call inside its retry loop and records it for its observability hooks:
+    on the web's hot path that was a fifth of a callback's CPU under gevent (py-spy; docs/operations.md,
+    "Web concurrency"). Here a connection is taken from a private stack and put back only once its
+    reply has been read whole; a dropped connection is closed and the command sent once more on a
+    new one, as redis-py's default retry does, so only commands safe to repeat belong here.
+    """
+
+    def __init__(self, redis: Redis) -> None:
+        pool = redis.connection_pool
+        self._connect = lambda: pool.connection_class(**pool.connection_kwargs)
+        self._idle: list[Any] = []
+
+    def __call__(self, *args: Any) -> Any:
+        try:
+            return self._once(args)
+        except (errors.ConnectionError, errors.TimeoutError, OSError):
+            return self._once(args)  # a connection Redis closed (a restart, an idle timeout): once more, anew
+
+    def _once(self, args: tuple[Any, ...]) -> Any:
+        conn = self._idle.pop() if self._idle else self._connect()
+        try:
+            conn.send_command(*args)
+            reply = conn.read_response()
+        except errors.ResponseError:
+            self._idle.append(conn)  # an error reply, read whole: the connection is as good as before
+            raise
+        except BaseException:
+            conn.disconnect()  # whatever was half sent or half read goes with it
+            raise
+        self._idle.append(conn)
+        return reply
