@@ -34,7 +34,7 @@ def test_the_overview_shows_callbacks_events_inbox_handlers_and_health(console, 
     assert console.post("/redoxygen/receipt", json=MESSAGE_2, headers=JSON).status_code == 401
     assert console.post(RECEIPT, json=MESSAGE_2, headers=JSON).status_code == 200
     html = console.get("/console/").get_data(as_text=True)
-    assert '<svg class="chart"' in html and 'data-outcome="accepted"' in html and 'data-outcome="refused"' in html
+    assert '<svg class="chart"' in html and 'data-outcome="accepted"' in html and 'data-outcome="refused:401"' in html
     assert cell_row(html, "redoxygen", "accepted", "2")
     assert cell_row(html, "redoxygen", "duplicate", "1")
     assert cell_row(html, "redoxygen", "refused:401", "1")
@@ -49,6 +49,74 @@ def test_the_overview_shows_callbacks_events_inbox_handlers_and_health(console, 
     html = console.get("/console/").get_data(as_text=True)
     assert "nothing waiting" in html
     assert cell_row(html, "database", "1", "0", "0")
+
+
+def chart(html: str, provider: str = "") -> str:
+    """The chart (figure) of one provider, or of every provider together."""
+    found = re.search(rf'<figure class="callbacks-chart" data-provider="{provider}">(.*?)</figure>', html, re.S)
+    assert found, f"no chart for {provider or 'every provider'}"
+    return found.group(1)
+
+
+def legend(figure: str) -> dict[str, int]:
+    """The chart's legend: outcome -> callbacks in the hour."""
+    keys = re.findall(r'<span class="key" data-outcome="([^"]+)">.*?<span class="n">(\d+)</span>', figure)
+    return {outcome: int(n) for outcome, n in keys}
+
+
+def drawn(figure: str) -> set[str]:
+    """The outcomes the chart's bars are stacked from."""
+    return set(re.findall(r'<rect [^>]*data-outcome="([^"]+)"', figure))
+
+
+def test_the_chart_splits_refusals_by_reason_and_callbacks_by_provider(console, redis, redis_server):
+    smsc = f"/smsc/callback?token={SECRET}"
+    redis_server.stop()  # first: a restarted redis-server of the tests' own keeps nothing
+    try:
+        assert console.post(RECEIPT, json=MESSAGE_1, headers=JSON).status_code == 503  # counted in this process
+    finally:
+        redis_server.start()
+    assert console.post(RECEIPT, json=MESSAGE_1, headers=JSON).status_code == 200
+    assert console.post(RECEIPT, json=MESSAGE_1, headers=JSON).status_code == 200  # a duplicate
+    assert console.post("/redoxygen/receipt", json=MESSAGE_2, headers=JSON).status_code == 401
+    assert console.post(RECEIPT, json=MESSAGE_2, headers=JSON).status_code == 200
+    assert console.post("/smsc/callback", data={"id": "1"}, headers=JSON).status_code == 401
+    assert console.post(smsc, data={"id": "1", "status": "x"}, headers=JSON).status_code == 400
+    assert console.post(smsc, data=b"{", content_type="text/csv", headers=JSON).status_code == 415
+    assert live.pending() == 0  # the 503 reached Redis with a later callback's count
+    html = console.get("/console/").get_data(as_text=True)
+
+    everyone = chart(html)
+    assert "Every provider: 8 in the hour" in everyone
+    assert legend(everyone) == {
+        "accepted": 2,
+        "duplicate": 1,
+        "refused:400": 1,
+        "refused:401": 2,
+        "refused:415": 1,
+        "503": 1,
+    }
+    assert drawn(everyone) == set(legend(everyone))
+    assert "refused 401: secret wrong or missing: " in everyone and "503: Redis was down: " in everyone
+
+    redoxygen = chart(html, "redoxygen")
+    assert "redoxygen: 5 in the hour" in redoxygen
+    assert legend(redoxygen) == {"accepted": 2, "duplicate": 1, "refused:401": 1, "503": 1}
+    assert drawn(redoxygen) == {"accepted", "duplicate", "refused:401", "503"}
+    smsc_chart = chart(html, "smsc")
+    assert "smsc: 3 in the hour" in smsc_chart
+    assert legend(smsc_chart) == {"refused:400": 1, "refused:401": 1, "refused:415": 1}
+    assert drawn(smsc_chart) == {"refused:400", "refused:401", "refused:415"}
+    # A bar's title names its minute's numbers, refusals by status.
+    assert re.search(r"<title>\d\d:\d\d UTC: [^<]*1 refused:401[^<]*</title>", redoxygen)
+
+
+def test_with_one_provider_there_is_one_chart_and_without_callbacks_it_says_so(console, redis):
+    html = console.get("/console/").get_data(as_text=True)
+    assert "No callbacks in the last hour." in chart(html) and html.count("<figure") == 1
+    assert console.post(RECEIPT, json=MESSAGE_1, headers=JSON).status_code == 200
+    html = console.get("/console/").get_data(as_text=True)
+    assert legend(chart(html)) == {"accepted": 1} and html.count("<figure") == 1
 
 
 def test_a_handlers_last_error_is_shown_scrubbed(redis, env, monkeypatch):

@@ -28,7 +28,7 @@ from webhooks.web.read_api import NoDatabase, get_reader
 from webhooks.web.redis_store import get_redis
 
 from . import bp
-from .chart import callbacks_chart
+from .chart import charts
 from .pages import render
 
 DB_TIMEOUT = 1.0  # seconds the database's SELECT 1 may take before the page says it does not answer
@@ -67,7 +67,7 @@ def _from_redis(redis: Redis, now: float) -> dict[str, Any]:
     memory = redis.info("memory")
     hour = _summed(m["counts"] for m in minutes)
     return {
-        "chart": callbacks_chart(minutes),
+        "charts": charts(minutes),
         "callbacks": sorted((k[1], k[2], n) for k, n in hour.items() if k[0] == "callback"),
         "events": _events(hour, live.events_total(redis)),
         "inbox": {"depth": depth, "oldest_age": _age(oldest, now)},
