@@ -23,6 +23,7 @@ from tests.redoxygen_samples import MESSAGE_1, REPLY
 from webhooks import create_app
 from webhooks.cli.release import problems
 from webhooks.config import ConfigError
+from webhooks.console.auth import SIGN_IN_FLOOR
 from webhooks.pipeline.failures import failed
 from webhooks.pipeline.queueing import queue_for
 
@@ -334,6 +335,24 @@ def test_failed_sign_ins_and_failed_callbacks_share_one_counter(console_env, red
     assert client.post(f"/redoxygen/receipt?token={SECRET}", json=receipt()).status_code == 200, (
         "a provider with the right secret is never throttled"
     )
+
+
+def test_with_auth_fail_limit_0_callbacks_are_not_throttled_but_sign_ins_keep_a_floor(console_env, redis):
+    client = create_app({**console_env, "AUTH_FAIL_LIMIT": "0"}).test_client()
+    wrong = [client.post("/redoxygen/receipt?token=wrong", json=receipt()).status_code for _ in range(40)]
+    assert set(wrong) == {401}, "AUTH_FAIL_LIMIT=0: callbacks are never throttled"
+    assert not redis.keys("smshooks:authfail:*"), "nor counted"
+    guesses = [sign_in(client, "wrong-password-guess").status_code for _ in range(SIGN_IN_FLOOR + 1)]
+    assert guesses == [401] * SIGN_IN_FLOOR + [429]
+    refused = sign_in(client)
+    assert refused.status_code == 429 and "too many failed sign-ins" in refused.get_data(as_text=True)
+    assert not signed_in(client)
+    assert client.post("/redoxygen/receipt?token=wrong", json=receipt()).status_code == 401, "still not throttled"
+    assert client.post(f"/redoxygen/receipt?token={SECRET}", json=receipt()).status_code == 200
+    [key] = redis.keys("smshooks:authfail:*")
+    redis.pexpire(key, 200)  # the minute's window, run out early
+    time.sleep(0.3)
+    assert sign_in(client).status_code == 302
 
 
 # --------------------------------------------------------------------------- no secret on any page

@@ -17,7 +17,7 @@ from webhooks.config import ConfigError, Settings
 from webhooks.events import Event, Kind, Status
 from webhooks.pipeline import watchdog
 from webhooks.pipeline.deadlines import ASKED, DEADLINES, FINAL, LAST
-from webhooks.pipeline.queueing import INBOX, Ingest, dispatch_inbox, queue_for
+from webhooks.pipeline.queueing import INBOX, Ingest, dispatch_inbox, queue_for, received_at
 from webhooks.providers.digitaleo import sync as digitaleo_sync
 from webhooks.providers.digitaleo.api import DigitaleoClient, make_session
 from webhooks.providers.digitaleo.config import DigitaleoConfig
@@ -94,6 +94,44 @@ def test_a_final_status_clears_the_deadline(redis):
     assert redis.zrange(DEADLINES, 0, -1) == [b"redoxygen:2"]
     assert run_pass(redis, DAY, T0 + 90000) == 1
     assert [e["message_id"] for e in overdue(redis)] == ["2"]
+
+
+TWO_SECONDS = Settings.from_env({"RECEIPT_DEADLINE": "2s"})
+
+
+def waiting(redis, settings: Settings, *events: Event) -> None:
+    """Store the events as a callback does and dispatch nothing: a worker that is behind."""
+    Ingest(redis, queue_for(redis, settings.queue_name), settings.dedupe_window).store(list(events))
+
+
+def test_a_final_status_still_waiting_in_the_inbox_is_no_overdue(redis):
+    dispatched(redis, TWO_SECONDS, receipt("1", Status.SENT), receipt("2", Status.SENT))
+    waiting(redis, TWO_SECONDS, receipt("1", Status.DELIVERED, T0 + 1))  # in time; the dispatch is behind
+    assert run_pass(redis, TWO_SECONDS, T0 + 3) == 0  # "2" too waits: the inbox may hold its final status
+    assert overdue(redis) == []
+    assert redis.zscore(DEADLINES, "redoxygen:1") == T0 + 2
+    dispatch_inbox(redis, queue_for(redis, TWO_SECONDS.queue_name), TWO_SECONDS)
+    assert redis.zscore(DEADLINES, "redoxygen:1") is None  # cleared by the dispatch
+    assert run_pass(redis, TWO_SECONDS, T0 + 4) == 1  # the inbox is empty: "2" is declared, "1" never
+    assert run_pass(redis, TWO_SECONDS, T0 + 5) == 0
+    assert [e["message_id"] for e in overdue(redis)] == ["2"]
+    assert not redis.exists(DEADLINES)
+
+
+def test_an_inbox_newer_than_a_deadline_holds_nothing_back(redis):
+    dispatched(redis, TWO_SECONDS, receipt("1", Status.SENT, T0), receipt("2", Status.SENT, T0 + 1))
+    waiting(redis, TWO_SECONDS, receipt("3", Status.SENT, T0 + 2.5))  # received after "1"'s deadline
+    assert run_pass(redis, TWO_SECONDS, T0 + 4) == 1  # "2" (due T0 + 3) waits for the event of T0 + 2.5
+    assert [e["message_id"] for e in overdue(redis)] == ["1"]
+    assert redis.zrange(DEADLINES, 0, -1, withscores=True) == [(b"redoxygen:2", T0 + 3)]
+
+
+def test_the_cutoff_is_now_or_the_oldest_waiting_event():
+    assert watchdog.due_by(T0, None) == T0
+    assert watchdog.due_by(T0, T0 - 5) == T0 - 5
+    assert watchdog.due_by(T0, T0 + 5) == T0  # an event stamped later than the pass's clock
+    assert received_at(b"not json") is None and received_at(None) is None
+    assert received_at(b'{"received_at": "2027-01-15T08:00:00+00:00"}') == T0
 
 
 def test_a_late_non_final_status_after_the_final_one_starts_no_clock(redis):
@@ -322,3 +360,48 @@ def test_real_processes_declare_a_silent_message_and_a_final_status_clears_it(re
         wait_for(lambda: rows(sqlite_url, query) == [("on-time", "delivered", 0), ("silent", "delivered", 0)])
     [(description,)] = rows(sqlite_url, "select description from sms_events where kind = 'receipt_overdue'")
     assert description.startswith("no final status 2 s after `sent` at ")
+
+
+def test_real_processes_raise_no_alert_for_a_final_status_a_busy_worker_has_not_dispatched(
+    redis, redis_server, sqlite_url
+):
+    from handlers.database import init_db
+    from tests.conftest import SECRET, free_port, process_env
+    from tests.processes import WORKER, gunicorn, running, wait_until_up
+
+    init_db(sqlite_url)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = process_env(
+        {
+            "REDIS_URL": redis_server.url,
+            "DATABASE_URL": sqlite_url,
+            "WEBHOOK_SECRET": SECRET,
+            "RECEIPT_DEADLINE": "2s",
+            "HANDLERS": "database,tests.support_handlers:Slow",  # Slow holds the worker while test:slow:block exists
+        }
+    )
+
+    def post(message_id: str, status: str) -> None:
+        body = {"id": message_id, "to": "18133210984", "status": status}
+        answer = requests.post(f"{base}/ogangi/status?token={SECRET}", json=body, timeout=5)
+        assert answer.status_code == 200, answer.text
+
+    def alerts() -> list[tuple]:
+        return rows(sqlite_url, "select message_id from sms_events where kind = 'receipt_overdue' order by 1")
+
+    redis.set("test:slow:block", 1)
+    with running(gunicorn(port), WORKER, env=env) as procs:
+        wait_until_up(base, procs)
+        post("on-time", "SENT")
+        wait_for(lambda: redis.get("test:slow:attempts"))  # the worker is held; its watchdog thread is not
+        post("silent", "SENT")
+        post("on-time", "DELIVERED")  # well within the deadline, but waiting in the inbox
+        time.sleep(4)  # past the deadline of both: four passes or so
+        assert redis.llen(INBOX) >= 2 and overdue(redis) == []
+        redis.delete("test:slow:block")
+        wait_for(lambda: alerts() == [("silent",)], timeout=20)
+        time.sleep(2)  # more passes: nothing more
+        assert alerts() == [("silent",)]
+        query = "select message_id, status, overdue_since is not null from sms_messages order by message_id"
+        assert rows(sqlite_url, query) == [("on-time", "delivered", 0), ("silent", "sent", 1)]

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import SECRET
+from webhooks import create_app
 
 ENDPOINTS = ["/redoxygen/receipt", "/redoxygen/reply"]
 CONTENT_TYPES = [
@@ -299,6 +300,29 @@ def test_a_body_in_its_declared_charset_is_read_at_every_endpoint(
     else:
         [event] = stored(redis)
         assert event[field] == text
+
+
+API_TOKEN = "api-token-for-charset-tests-0123"
+
+
+@pytest.mark.parametrize("charset,text", CHARSETS)
+def test_a_send_in_its_declared_charset_is_read_by_the_api(env, redis, charset, text):
+    api = create_app({**env, "API_TOKENS": API_TOKEN}).test_client()
+    sent = [{"provider": "ogangi", "message_id": "o-1", "note": text}]
+    body = json.dumps(sent, ensure_ascii=False).encode(charset)
+    assert text.encode("utf-8") not in body  # really another charset
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    response = api.post("/api/v1/sent", data=body, content_type=f"application/json; charset={charset}", headers=auth)
+    assert response.status_code == 200, response.data
+    [event] = stored(redis)
+    assert (event["message_id"], event["raw"]["note"]) == ("o-1", text)
+    for content_type, named in [
+        ("application/json; charset=nope-42", "unknown charset 'nope-42'"),
+        ("application/json; charset=utf-8", "body is not valid utf-8"),
+    ]:
+        refused = api.post("/api/v1/sent", data=body, content_type=content_type, headers=auth)
+        assert refused.status_code == 400, refused.data
+        assert refused.get_json()["fields"]["_body"][0].startswith(named), refused.get_json()
 
 
 def test_the_content_type_charset_wins_over_the_xml_declaration(client, redis):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import time
 
 import pytest
 import requests
@@ -301,3 +302,37 @@ def test_a_posted_send_is_queued_then_its_receipt_delivers_it(redis, redis_serve
     ]
     for proc in procs:
         assert TOKEN not in proc.stdout.read()
+
+
+def test_a_posted_send_whose_receipt_never_comes_is_declared_overdue(redis, redis_server, sqlite_url):
+    init_db(sqlite_url)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = process_env(
+        {
+            "REDIS_URL": redis_server.url,
+            "DATABASE_URL": sqlite_url,
+            "WEBHOOK_SECRET": SECRET,
+            "API_TOKENS": TOKEN,
+            "RECEIPT_DEADLINE": "2s",
+        }
+    )
+    messages = "select message_id, status, overdue_since is not null from sms_messages order by message_id"
+    alerts = "select message_id, status from sms_events where kind = 'receipt_overdue' order by message_id"
+    with running(gunicorn(port), WORKER, env=env) as procs:
+        wait_until_up(base, procs)
+        sent = requests.post(f"{base}{URL}", json=RED_OXYGEN, headers=AUTH, timeout=10)
+        assert sent.status_code == 200, sent.text
+        # No receipt comes: the worker's watchdog declares both once their 2 s are up.
+        wait_for(lambda: rows(sqlite_url, alerts) == [("123", "queued"), ("124", "queued")], timeout=20)
+        wait_for(lambda: rows(sqlite_url, messages) == [("123", "queued", 1), ("124", "queued", 1)])
+        [(description,)] = rows(sqlite_url, "select description from sms_events where kind = 'receipt_overdue' limit 1")
+        assert description.startswith("no final status 2 s after `queued` at 2024-09-20T04:39:13.819")
+
+        receipt = requests.post(
+            f"{base}/redoxygen/receipt?token={SECRET}", json={"Messages": {"Count": 1, "1": MESSAGE_1}}, timeout=10
+        )
+        assert receipt.status_code == 200, receipt.text
+        wait_for(lambda: rows(sqlite_url, messages) == [("123", "delivered", 0), ("124", "queued", 1)], timeout=20)
+        time.sleep(2)  # more passes: still one alert each
+        assert rows(sqlite_url, alerts) == [("123", "queued"), ("124", "queued")]

@@ -4,7 +4,8 @@ Sessions are Flask's signed cookie (SECRET_KEY), HttpOnly, SameSite=Lax, Secure 
 request came over HTTPS (behind a proxy: TRUSTED_PROXY_COUNT makes X-Forwarded-Proto count),
 expiring CONSOLE_SESSION_HOURS after sign-in. Every POST (sign-in, sign-out, replay) carries
 a CSRF token (Flask-WTF). Failed sign-ins count in the same per-address throttle as failed
-callback authentications (web/access.py): past AUTH_FAIL_LIMIT a minute the answer is 429.
+callback authentications (web/access.py): past AUTH_FAIL_LIMIT a minute the answer is 429. With
+AUTH_FAIL_LIMIT=0 (callbacks not throttled) sign-ins keep a floor of their own, SIGN_IN_FLOOR a minute.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from . import bp
 
 csrf = CSRFProtect()
 OPEN_ENDPOINTS = frozenset({"console.login", "console.static"})
+# Failed sign-ins a minute per address when AUTH_FAIL_LIMIT=0: that setting is for providers behind shared
+# addresses, and turning their throttle off must not leave the console's passwords open to guessing.
+SIGN_IN_FLOOR = 30
 
 
 class _ConsoleSessions(SecureCookieSessionInterface):
@@ -80,11 +84,11 @@ def login() -> Any:
     error = None
     status = 200
     if request.method == "POST":
-        settings = current_app.config["SETTINGS"]
+        limit = current_app.config["SETTINGS"].auth_fail_limit or SIGN_IN_FLOOR
         name, password = request.form.get("username", ""), request.form.get("password", "")
         address = throttle_key(client_address(request))
         # Checked before the password: past the limit even the right one waits, or guessing would go on.
-        if settings.auth_fail_limit and (wait := throttled(address, settings.auth_fail_limit)):
+        if wait := throttled(address, limit):
             return render_template("console/login.html", error=_too_many(wait)), 429
         if check_password(current_app.config["CONSOLE"].users, name, password):
             session.clear()
@@ -92,8 +96,7 @@ def login() -> Any:
             session["user"] = name
             session["since"] = int(time.time())
             return redirect(_safe_next(request.args.get("next")))
-        wait = count_failure(address, settings.auth_fail_limit) if settings.auth_fail_limit else 0
-        if wait:
+        if wait := count_failure(address, limit):
             error, status = _too_many(wait), 429
         else:
             error, status = "wrong user name or password", 401

@@ -28,12 +28,14 @@ from webhooks.web.read_api import NoDatabase, get_reader
 from webhooks.web.redis_store import get_redis
 
 from . import bp
-from .chart import callbacks_chart
+from .chart import charts
 from .pages import render
 
 DB_TIMEOUT = 1.0  # seconds the database's SELECT 1 may take before the page says it does not answer
 # Digitaleo's document (2.9 Limitations): "not more than 10 status requests per SMS sent".
 DIGITALEO_CALLS_PER_SMS = 10
+# The endpoints DigitaleoClient counts its calls under (providers/digitaleo/api.py, `_send`).
+STATUS_ENDPOINTS, TOKEN_ENDPOINT = ("status", "smsstatus"), "token"
 _pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="console-db-health")
 
 
@@ -67,7 +69,7 @@ def _from_redis(redis: Redis, now: float) -> dict[str, Any]:
     memory = redis.info("memory")
     hour = _summed(m["counts"] for m in minutes)
     return {
-        "chart": callbacks_chart(minutes),
+        "charts": charts(minutes),
         "callbacks": sorted((k[1], k[2], n) for k, n in hour.items() if k[0] == "callback"),
         "events": _events(hour, live.events_total(redis)),
         "inbox": {"depth": depth, "oldest_age": _age(oldest, now)},
@@ -129,11 +131,13 @@ def _secrets() -> tuple[str, ...]:
 
 
 def _digitaleo(calls: dict[tuple[str, ...], int], hour: dict[tuple[str, ...], int]) -> dict[str, Any]:
+    """Status requests (GET /status, /smsstatus) against the budget; OAuth token requests beside it, not in it."""
     sent = sum(n for k, n in hour.items() if k[0] == "event" and k[1] == "digitaleo" and k[3] == "queued")
     by_endpoint = sorted((k[1], k[2], n) for k, n in calls.items() if k[0] == "digitaleo")
-    total = sum(n for _, _, n in by_endpoint)
+    # Digitaleo's limit is on status requests (2.9); a token request checks nothing, so it is not in the budget.
     return {
-        "calls": total,
+        "calls": sum(n for endpoint, _, n in by_endpoint if endpoint in STATUS_ENDPOINTS),
+        "tokens": sum(n for endpoint, _, n in by_endpoint if endpoint == TOKEN_ENDPOINT),
         "by_endpoint": by_endpoint,
         "sent": sent,
         "budget": DIGITALEO_CALLS_PER_SMS * sent if sent else None,

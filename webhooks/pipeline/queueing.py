@@ -28,6 +28,7 @@ import json
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from redis import Redis
@@ -105,6 +106,16 @@ end
 stored[#stored + 1] = kick
 return stored
 """
+
+
+def received_at(entry: bytes | str | None) -> float | None:
+    """An inbox entry's `received_at` in unix seconds; None for no entry, or one that is not an event's JSON."""
+    if not entry:
+        return None
+    try:
+        return datetime.fromisoformat(json.loads(entry)["received_at"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def queue_for(redis: Redis, name: str) -> Queue:

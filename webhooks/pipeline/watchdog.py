@@ -1,11 +1,17 @@
 """The receipt watchdog's pass: messages still not final at their deadline become `receipt_overdue` events.
 
-The dispatch arms the deadlines (`pipeline/deadlines.py`); a pass reads only what is due
-(ZRANGEBYSCORE -inf now LIMIT), stores one `receipt_overdue` event per due message through
-`Ingest.store` (deduplicated, dispatched to every handler whose `<NAME>_EVENTS` wants it, like
-any event), then removes exactly the members it declared: compare-and-delete on the score, so a
-member re-armed meanwhile stays. A pass killed between the store and the removal declares the
-same event id again (derived from provider, message id and deadline), dropped as a duplicate.
+The dispatch arms the deadlines (`pipeline/deadlines.py`) and clears them in the transaction that
+takes final statuses off the inbox, so a final status still waiting there has cleared nothing yet.
+A pass therefore reads only what is due by `now` or by the receive time of the oldest event still
+waiting (the inbox's head: events are appended as they arrive), whichever is earlier: ZRANGEBYSCORE
+-inf cutoff LIMIT, the head read in the pass's first round trip. A backlogged worker delays the
+alerts instead of raising false ones; events appended during the pass arrived after `now`.
+
+A pass stores one `receipt_overdue` event per due message through `Ingest.store` (deduplicated,
+dispatched to every handler whose `<NAME>_EVENTS` wants it, like any event), then removes exactly
+the members it declared: compare-and-delete on the score, so a member re-armed meanwhile stays. A
+pass killed between the store and the removal declares the same event id again (derived from
+provider, message id and deadline), dropped as a duplicate.
 
 Digitaleo is asked first: a due Digitaleo message not asked yet is handed to the sync
 (`sync.ask_about`) and its deadline pushed by a grace period; still due at the next pass, it
@@ -34,7 +40,7 @@ from webhooks.providers.digitaleo.config import DigitaleoConfig
 from webhooks.redis_connection import redis_client
 
 from .deadlines import ASKED, DEADLINES, FINAL, FINAL_KEPT, LAST, split_member, watching
-from .queueing import Ingest, queue_for
+from .queueing import INBOX, Ingest, queue_for, received_at
 
 log = logging.getLogger("webhooks.watchdog")
 
@@ -131,16 +137,33 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def due_by(now: float, oldest_waiting: float | None) -> float:
+    """The latest deadline a pass may declare: `now`, or the receive time of the oldest event still in the inbox.
+
+    A final status received before a deadline but still waiting for the dispatch (a backlogged
+    worker) has not cleared that deadline yet: declaring it would be a false alert.
+    """
+    return now if oldest_waiting is None else min(now, oldest_waiting)
+
+
 def run_pass(
     redis: Redis, ingest: Ingest, settings: Settings, ask: Asker | None = None, now: float | None = None
 ) -> int:
-    """Declare every message due by `now` overdue (asking Digitaleo first); returns how many were declared."""
+    """Declare every message due by `now` overdue (asking Digitaleo first); returns how many were declared.
+
+    Held back by the inbox: a message whose deadline is later than the oldest waiting event's receive
+    time waits until everything received before its deadline has been dispatched (`due_by`).
+    """
     now = time.time() if now is None else now
-    redis.zremrangebyscore(FINAL, "-inf", now - FINAL_KEPT)
+    with redis.pipeline(transaction=False) as pipe:  # one round trip, as the trim alone was
+        pipe.zremrangebyscore(FINAL, "-inf", now - FINAL_KEPT)
+        pipe.lindex(INBOX, 0)
+        _, head = pipe.execute()
+    cutoff = due_by(now, received_at(head))
     remove, push = redis.register_script(_REMOVE), redis.register_script(_PUSH)
     declared = 0
     for _ in range(MAX_ROUNDS):
-        read = cast(list[tuple[bytes, float]], redis.zrangebyscore(DEADLINES, "-inf", now, 0, DUE_BATCH, True))
+        read = cast(list[tuple[bytes, float]], redis.zrangebyscore(DEADLINES, "-inf", cutoff, 0, DUE_BATCH, True))
         due = [(_text(m), float(s)) for m, s in read]
         if not due:
             break

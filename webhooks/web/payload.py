@@ -85,7 +85,8 @@ def _errors(charset: str | None) -> str:
     return "smshooks-c1" if windows else "strict"
 
 
-def _charset(request: Request) -> str | None:
+def declared_charset(request: Request) -> str | None:
+    """The charset the Content-Type declares, or None."""
     return (request.mimetype_params.get("charset") or "").strip() or None
 
 
@@ -129,6 +130,13 @@ def parse_json(body: bytes | str) -> Any:
     if _depth_over(data, _json_children):
         raise BadPayload({"_body": [f"JSON is nested more than {MAX_DEPTH} levels deep"]})
     return data
+
+
+def read_json(body: bytes, charset: str | None) -> Any:
+    """JSON read in `charset` when one is declared (a 400 naming it, unknown or not its bytes); else as UTF-8."""
+    if not charset:
+        return parse_json(body)
+    return parse_json(_decode_text(body, charset).removeprefix("\ufeff"))  # json.loads refuses a BOM in text
 
 
 def _json_children(value: Any) -> Iterable[Any] | None:
@@ -191,7 +199,7 @@ def parse_form(body: bytes, request: Request, charset: str | None = None) -> dic
         environ = dict(request.environ, **{"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))})
         _, form, _ = parse_form_data(environ, max_content_length=MAX_BODY_BYTES)
         return dict(form.items())
-    charset = charset or _charset(request)
+    charset = charset or declared_charset(request)
     text = _decode_text(body, charset)  # raw bytes; percent-escapes are decoded below with the same charset
     try:
         pairs = parse_qsl(text, keep_blank_values=True, encoding=charset or "utf-8", errors=_errors(charset))
@@ -239,7 +247,7 @@ def decode(request: Request, body: bytes, charset: str | None = None) -> dict[st
     `charset` is one a provider names elsewhere (SMSC, in the callback URL): it reads the
     query string, and the body when the Content-Type declares none.
     """
-    declared = _charset(request)
+    declared = declared_charset(request)
     for name in (declared, charset):
         if name:
             check_charset(name)  # an unknown charset is refused before anything is read
@@ -261,15 +269,15 @@ def decode(request: Request, body: bytes, charset: str | None = None) -> dict[st
             status=415,
         )
     body_charset = declared or charset
-    text = _decode_text(body, body_charset) if body_charset and kind != "form" else None
     if kind == "json":
-        data = parse_json(body if text is None else text.removeprefix("\ufeff"))  # json.loads refuses a BOM in text
+        data = read_json(body, body_charset)
         if not isinstance(data, (dict, list)):
             raise BadPayload({"_body": [f"JSON body must be an object or a list, got {type(data).__name__}"]})
         if isinstance(data, list):
             return {**fields, "Messages": data}
     elif kind == "xml":
-        data = parse_xml(body if text is None else text)  # from text, expat ignores the encoding declaration
+        # From text, expat ignores the encoding declaration: the Content-Type's charset wins.
+        data = parse_xml(_decode_text(body, body_charset) if body_charset else body)
     else:
         data = parse_form(body, request, body_charset)
     fields.update({k: v for k, v in data.items() if k not in SECRET_FIELDS})

@@ -4,7 +4,8 @@ Error mapping (never a 5xx for anything the caller sent):
     404  API_TOKENS is unset (the API is off); 401 / 429 a missing or wrong token (tokens.py)
     413  the body is over 1 MiB, or names more than 1,000 messages
     415  a body that is not JSON
-    400  the body is not a send response or the plain form; every bad field is named
+    400  the body is not a send response or the plain form, or not in the charset its Content-Type
+         declares (payload.read_json, the callbacks' rule); every bad field is named
     503  Redis cannot be reached: nothing was stored, send it again (Retry-After)
     200  every message's `queued` (or `failed`) event is in Redis; a repeat is counted in `duplicates`
 """
@@ -22,7 +23,7 @@ from webhooks.telemetry.redaction import scrub
 
 from . import tokens
 from .endpoint import Responder, configured_secrets, store_and_answer
-from .payload import BadPayload, parse_json, read_body
+from .payload import BadPayload, declared_charset, read_body, read_json
 
 JSON_TYPES = frozenset({"application/json", "text/plain", ""})  # curl -d sends form's type: refused with a hint
 
@@ -43,7 +44,7 @@ def handle_sent(responder: Responder | None = None) -> Response:
         if mimetype not in JSON_TYPES and not mimetype.endswith("+json"):
             raise BadPayload({"_body": [f"must be JSON (Content-Type: application/json), got {mimetype!r}"]}, 415)
         body = g.smshooks_body = read_body(request, API_MAX_BODY_BYTES)  # kept for the refused log
-        payload = scrub(parse_json(body), secrets)
+        payload = scrub(read_json(body, declared_charset(request)), secrets)
         query = {k: v for k, v in request.args.items() if k in ("provider", "recipients", "phones")}
         events = parse_sent(payload, ParseContext(received_at=utcnow(), phone_region=settings.phone_region), query)
     except RequestEntityTooLarge:

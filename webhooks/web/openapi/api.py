@@ -111,7 +111,10 @@ def sent() -> dict[str, Any]:
         "anyOf": [{"required": ["provider"]}, {"properties": {"messages": {"items": {"required": ["provider"]}}}}],
     }
     errors = {
-        "400": "The body is not a send response or the plain form; `fields` names every bad field",
+        "400": (
+            "The body is not a send response or the plain form, or not in its declared charset; "
+            "`fields` names every bad field"
+        ),
         "401": "The bearer token is missing or wrong (WWW-Authenticate: Bearer)",
         "404": "The API is off: API_TOKENS is not set",
         "413": f"The body is over 1 MiB, or names more than {MAX_MESSAGES} messages",
