@@ -54,6 +54,7 @@ SEEN_PREFIX = "smshooks:seen:"
 FLAG_TTL = 10  # seconds; bounds how long a lost dispatch enqueue delays events
 LOCK_TIMEOUT = 60  # seconds a killed dispatcher can hold the lock
 RESULT_TTL = 600  # seconds a handler job's result stays readable
+DISPATCH_RESULT_TTL = 10  # seconds a finished dispatch job stays (it carries no events)
 FAILURE_TTL = 30 * 24 * 3600  # failed handler jobs stay for inspection and replay
 
 REPLIES_PREFIX = "smshooks:replies:"  # + a reply's match key: per route, how many distinct copies it brought
@@ -181,7 +182,9 @@ class Ingest:
     def enqueue_dispatch(self) -> None:
         self.queue.enqueue(
             "webhooks.pipeline.jobs.dispatch",
-            result_ttl=0,
+            # Kept a few seconds, not deleted at once: RQ's delete of a finished job costs the worker
+            # seven more round trips (its status, its executions), each a write fsynced before the next.
+            result_ttl=DISPATCH_RESULT_TTL,
             failure_ttl=FAILURE_TTL,
             description="dispatch the inbox to handlers",
         )
@@ -241,6 +244,16 @@ def _enqueue(queue: Queue, settings: Settings, job: _Planned, job_id: str, **opt
     )
 
 
+def _existing(redis: Redis, queue: Queue, job_ids: Sequence[str]) -> list[bool]:
+    """Which of these jobs exist already, in one round trip."""
+    if not job_ids:
+        return []
+    with redis.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.exists(queue.job_class.key_for(job_id))
+        return [bool(found) for found in pipe.execute()]
+
+
 def dispatch_inbox(redis: Redis, queue: Queue, settings: Settings, policies: Mapping[str, Policy] | None = None) -> int:
     """Move every event in the inbox into one job per handler; returns how many events moved.
 
@@ -268,16 +281,17 @@ def dispatch_inbox(redis: Redis, queue: Queue, settings: Settings, policies: Map
             keys = {i: ordering.marks(job.name, job.events) for i, job in enumerate(planned) if job.ordered}
             sequencer = ordering.Sequencer(redis, [k for ks in keys.values() for k in ks]) if keys else None
             waiting: list[tuple[_Planned, str, list[str]]] = []
+            job_ids = [handler_job_id(job.name, [e["event_id"] for e in job.events]) for job in planned]
+            # RQ's unique=True cannot join a MULTI/EXEC; under the dispatch lock, only this code
+            # creates handler jobs, so checking first is just as safe (all in one round trip).
+            made = _existing(redis, queue, job_ids)
             with redis.pipeline(transaction=True) as pipe:
                 pipe.multi()  # explicitly: RQ's enqueue would start it only at its own first command
                 deadlines.track(pipe, settings, events, time.time())  # the receipt watchdog's clocks
-                for i, job in enumerate(planned):
-                    job_id = handler_job_id(job.name, [e["event_id"] for e in job.events])
-                    after = sequencer.after(job_id, keys[i]) if sequencer is not None and i in keys else []
-                    # RQ's unique=True cannot join a MULTI/EXEC; under the dispatch lock, only
-                    # this code creates handler jobs, so checking first is just as safe.
-                    if queue.job_class.exists(job_id, connection=redis):
+                for i, (job, job_id) in enumerate(zip(planned, job_ids, strict=True)):
+                    if made[i]:
                         continue
+                    after = sequencer.after(job_id, keys[i]) if sequencer is not None and i in keys else []
                     if i in keys:
                         ordering.record(pipe, keys[i], job_id)
                     if after:
