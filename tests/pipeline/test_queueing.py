@@ -104,6 +104,40 @@ def test_busy_queue_batches_events_into_few_jobs(fanout_env, redis):
     assert redis.llen("test:recorder") == 450
 
 
+def test_a_dispatch_stops_at_its_first_short_batch_and_leaves_later_callbacks_their_own(client, redis, env):
+    # Under steady traffic a dispatch that read on until the inbox was empty made a job of the
+    # few events each turn brought: dozens of tiny jobs, each paying RQ's bookkeeping, while the
+    # inbox grew (bench/load at 800/s: callback-to-database p99 of seconds).
+    from webhooks.pipeline.queueing import dispatch_inbox
+
+    settings = Settings.from_env({**env, "BATCH_SIZE": "3"})
+    for n in range(4):
+        client.post(f"/redoxygen/receipt{TOKEN}", json=receipt(n))
+    queue = queue_for(redis, "smshooks")
+    queue.empty()  # the pending dispatch job: this test runs the dispatch itself
+    reads = []
+    lrange = redis.lrange
+
+    def a_callback_arrives_during_each_read(key, start, end):
+        batch = lrange(key, start, end)
+        reads.append(len(batch))
+        if len(reads) <= 3:  # bounded, so that a dispatch reading on until the inbox is empty ends too
+            client.post(f"/redoxygen/receipt{TOKEN}", json=receipt(100 + len(reads)))
+        return batch
+
+    redis.lrange = a_callback_arrives_during_each_read
+    try:
+        assert dispatch_inbox(redis, queue, settings) == 5
+    finally:
+        del redis.lrange
+    assert reads == [3, 2]  # a full turn, then what was left and what came meanwhile: not a third
+    assert redis.llen(INBOX) == 1  # the callback that came during the last turn waits...
+    assert [job.func_name for job in queue.jobs if job.func_name.endswith("dispatch")] == [
+        "webhooks.pipeline.jobs.dispatch"
+    ]  # ...with a dispatch of its own: the flag cleared at the start was raised again
+    assert [len(job.args[1]) for job in queue.jobs if job.func_name.endswith("handle")] == [3, 2]
+
+
 def test_handler_job_id_is_derived_from_its_events(env, redis):
     from webhooks.pipeline.queueing import handler_job_id
 

@@ -255,7 +255,9 @@ def _existing(redis: Redis, queue: Queue, job_ids: Sequence[str]) -> list[bool]:
 
 
 def dispatch_inbox(redis: Redis, queue: Queue, settings: Settings, policies: Mapping[str, Policy] | None = None) -> int:
-    """Move every event in the inbox into one job per handler; returns how many events moved.
+    """Move the inbox into one job per handler, BATCH_SIZE events a turn, until a turn is not full.
+
+    Returns how many events moved.
 
     `policies` (the worker's, from `<NAME>_EVENTS` / `<NAME>_RETRY_INTERVALS`) give each
     handler only the events it wants, and its own retries; a handler that wants none of
@@ -309,3 +311,9 @@ def dispatch_inbox(redis: Redis, queue: Queue, settings: Settings, policies: Map
                     _enqueue(queue, settings, job, job_id, depends_on=Dependency(jobs=after, allow_failure=True))
                 redis.ltrim(INBOX, len(batch), -1)
             moved += len(batch)
+            if len(batch) < settings.batch_size:
+                # The inbox is drained up to what arrived while this batch was read. Whatever came
+                # since raised the flag cleared above and has a dispatch of its own; reading on would
+                # make a job of the few events each turn brings (under steady traffic, dozens of
+                # one-to-ten-event jobs a dispatch, each paying RQ's bookkeeping) while the inbox grows.
+                return moved
