@@ -19,7 +19,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import text
 
-from webhooks.pipeline.queueing import INBOX
+from webhooks.pipeline.queueing import INBOX, received_at
 from webhooks.redis_connection import describe
 from webhooks.telemetry import live
 from webhooks.telemetry.metrics import HANDLER_JOBS
@@ -99,13 +99,8 @@ def _events(hour: dict[tuple[str, ...], int], total: dict[tuple[str, ...], int])
 
 
 def _age(oldest: bytes | None, now: float) -> float | None:
-    if not oldest:
-        return None
-    try:
-        received = datetime.fromisoformat(json.loads(oldest)["received_at"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    return max(now - received.timestamp(), 0.0)
+    received = received_at(oldest)
+    return None if received is None else max(now - received, 0.0)
 
 
 def _handlers(jobs: dict[bytes, bytes], errors: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from flask import Response, current_app, request
 from redis import Redis
 from redis.exceptions import RedisError
 
-from webhooks.pipeline.queueing import INBOX, queue_for
+from webhooks.pipeline.queueing import INBOX, queue_for, received_at
 from webhooks.telemetry import metrics
 
 from .endpoint import Responder
@@ -38,7 +38,7 @@ def _labels(raw: bytes) -> list[str]:
 
 
 def _age(timestamp: str | bytes | None, now: float) -> float:
-    """Seconds since an ISO 8601 UTC time (RQ's `...Z` or ours `+00:00`); 0 when there is none."""
+    """Seconds since an ISO 8601 UTC time (RQ's `enqueued_at`, `...Z`); 0 when there is none."""
     if not timestamp:
         return 0.0
     try:
@@ -72,19 +72,13 @@ class RedisCollector:
         enqueued_at = None
         if first_job:  # RQ pushes job ids on the right: index 0 is the one waiting longest
             enqueued_at = self.redis.hget(queue.job_class.key_for(first_job.decode()), "enqueued_at")
-        received_at = None
-        if first_event:
-            try:
-                received_at = json.loads(first_event).get("received_at")
-            except (ValueError, AttributeError):
-                pass  # not our JSON: no age rather than a failed scrape
         return dict(
             jobs=jobs,
             events=events,
             latency=latency,
             api=api,
             inbox=inbox,
-            received_at=received_at,
+            received_at=received_at(first_event),  # None for an empty inbox or what is not our JSON
             queued=queued,
             enqueued_at=enqueued_at,
             states={"scheduled": scheduled, "started": started, "failed": failed},
@@ -156,7 +150,8 @@ class RedisCollector:
             "Age of the oldest waiting event (inbox) or job (rq); 0 when empty",
             labels=["queue"],
         )
-        age.add_metric(["inbox"], _age(data["received_at"], now))
+        received = data["received_at"]
+        age.add_metric(["inbox"], 0.0 if received is None else max(now - received, 0.0))
         age.add_metric(["rq"], _age(data["enqueued_at"], now))
         yield age
         jobs = GaugeMetricFamily(
