@@ -10,7 +10,8 @@ from pathlib import Path
 import requests
 from sqlalchemy import create_engine, text
 
-from tests.conftest import ROOT, venv_bin, wait_for
+from handlers.database import init_db
+from tests.conftest import ROOT, SECRET, free_port, process_env, venv_bin, wait_for
 from webhooks.config import normalize_database_url
 
 
@@ -51,6 +52,17 @@ def gunicorn(port: int) -> list[str]:
 
 
 WORKER = [venv_bin("smshooks"), "worker"]
+
+
+def service(redis_server, database_url: str, settings: dict[str, str] | None = None) -> tuple[int, str, dict[str, str]]:
+    """For gunicorn and workers on this Redis and database (migrated here), with the tests' secret:
+    a free port, its base URL, and their environment (`settings` added)."""
+    init_db(database_url)
+    port = free_port()
+    env = process_env(
+        {"REDIS_URL": redis_server.url, "DATABASE_URL": database_url, "WEBHOOK_SECRET": SECRET, **(settings or {})}
+    )
+    return port, f"http://127.0.0.1:{port}", env
 
 
 def wait_until_up(base: str, procs) -> None:

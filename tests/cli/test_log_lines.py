@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from handlers.database import init_db
 from tests.conftest import ROOT, SECRET, free_port, process_env, wait_for
-from tests.processes import WORKER, gunicorn, rows, wait_until_up
+from tests.processes import WORKER, gunicorn, rows, service, wait_until_up
 from tests.redoxygen_samples import MESSAGE_1, REPLY
 from webhooks import create_app
 from webhooks.pipeline.queueing import queue_for
@@ -57,17 +56,7 @@ def lines(path: Path) -> list[str]:
 
 
 def test_a_real_worker_logs_one_line_per_handler_batch_and_no_rq_job_lines(tmp_path, redis, redis_server, sqlite_url):
-    init_db(sqlite_url)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = process_env(
-        {
-            "REDIS_URL": redis_server.url,
-            "DATABASE_URL": sqlite_url,
-            "WEBHOOK_SECRET": SECRET,
-            "HANDLERS": "database,tests.support_handlers:Recorder",
-        }
-    )
+    port, base, env = service(redis_server, sqlite_url, {"HANDLERS": "database,tests.support_handlers:Recorder"})
     count = 60
     with logging_to(tmp_path, {"web": gunicorn(port), "worker": WORKER}, env) as procs:
         wait_until_up(base, list(procs.values()))
@@ -158,18 +147,7 @@ def test_a_failed_batch_is_one_line_with_its_traceback_and_no_secret(env, redis,
 
 
 def test_every_line_of_web_and_worker_is_json_with_log_format_json(tmp_path, redis, redis_server, sqlite_url):
-    init_db(sqlite_url)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = process_env(
-        {
-            "REDIS_URL": redis_server.url,
-            "DATABASE_URL": sqlite_url,
-            "WEBHOOK_SECRET": SECRET,
-            "LOG_FORMAT": "json",
-            "ACCESS_LOG": "1",
-        }
-    )
+    port, base, env = service(redis_server, sqlite_url, {"LOG_FORMAT": "json", "ACCESS_LOG": "1"})
     with logging_to(tmp_path, {"web": gunicorn(port), "worker": WORKER}, env) as procs:
         wait_until_up(base, list(procs.values()))
         assert requests.post(f"{base}/redoxygen/receipt?token={SECRET}", json=MESSAGE_1, timeout=5).status_code == 200

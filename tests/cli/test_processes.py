@@ -11,7 +11,7 @@ import requests
 
 from handlers.database import init_db
 from tests.conftest import ROOT, SECRET, free_port, process_env, processes, venv_bin, wait_for
-from tests.processes import WORKER, gunicorn, rows, running, wait_until_up
+from tests.processes import WORKER, gunicorn, rows, running, service, wait_until_up
 from tests.redoxygen_samples import MESSAGE_1, REPLY
 from webhooks.cli.run import ROUTES
 from webhooks.pipeline.queueing import queue_for
@@ -72,17 +72,13 @@ def test_chunked_body_over_limit_through_gunicorn_is_413(redis, redis_server, sq
 
 def test_scheduled_retry_runs_in_the_real_worker(redis, redis_server, sqlite_url):
     # RQ only runs a retry with an interval if a scheduler is running: the worker must start one.
-    init_db(sqlite_url)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = process_env(
+    port, base, env = service(
+        redis_server,
+        sqlite_url,
         {
-            "REDIS_URL": redis_server.url,
-            "DATABASE_URL": sqlite_url,
-            "WEBHOOK_SECRET": SECRET,
             "HANDLERS": "database,tests.support_handlers:Flaky",
             "RETRY_INTERVALS": "1,1",
-        }
+        },
     )
     redis.set("test:flaky:failures", 1)
     with running(gunicorn(port), WORKER, env=env) as procs:
@@ -93,10 +89,7 @@ def test_scheduled_retry_runs_in_the_real_worker(redis, redis_server, sqlite_url
 
 
 def test_worker_survives_a_redis_restart(redis, redis_server, sqlite_url):
-    init_db(sqlite_url)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = process_env({"REDIS_URL": redis_server.url, "DATABASE_URL": sqlite_url, "WEBHOOK_SECRET": SECRET})
+    port, base, env = service(redis_server, sqlite_url)
     with running(gunicorn(port), WORKER, env=env) as procs:
         wait_until_up(base, procs)
         redis_server.stop()
@@ -235,17 +228,7 @@ def test_smshooks_run_says_when_its_port_is_taken(tmp_path, redis_server):
 def test_two_workers_under_a_burst_handle_every_event_exactly_once(redis, redis_server, sqlite_url):
     from concurrent.futures import ThreadPoolExecutor
 
-    init_db(sqlite_url)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = process_env(
-        {
-            "REDIS_URL": redis_server.url,
-            "DATABASE_URL": sqlite_url,
-            "WEBHOOK_SECRET": SECRET,
-            "HANDLERS": "database,tests.support_handlers:Recorder",
-        }
-    )
+    port, base, env = service(redis_server, sqlite_url, {"HANDLERS": "database,tests.support_handlers:Recorder"})
     ids = [n % 250 for n in range(400)]  # 250 messages, 150 of them delivered twice
     with running(gunicorn(port), WORKER, WORKER, env=env) as procs:
         wait_until_up(base, procs)
@@ -288,18 +271,14 @@ def test_job_of_a_worker_killed_mid_job_is_run_again(redis, redis_server, sqlite
 
     from webhooks.pipeline.recovery import LEASE
 
-    init_db(sqlite_url)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     # Production timeouts (JOB_TIMEOUT 60 s, sweeps every 30 s): RQ's own sweep would take two minutes.
-    env = process_env(
+    port, base, env = service(
+        redis_server,
+        sqlite_url,
         {
-            "REDIS_URL": redis_server.url,
-            "DATABASE_URL": sqlite_url,
-            "WEBHOOK_SECRET": SECRET,
             "HANDLERS": "database,tests.support_handlers:Slow",
             "RETRY_INTERVALS": "0,0",
-        }
+        },
     )
     redis.set("test:slow:block", 1)
     with running(gunicorn(port), WORKER, env=env) as (web, first_worker):

@@ -323,16 +323,10 @@ def test_handlers_get_the_new_kind_only_when_they_want_it(env, redis, sqlite_url
 
 
 def test_real_processes_declare_a_silent_message_and_a_final_status_clears_it(redis, redis_server, sqlite_url):
-    from handlers.database import init_db
-    from tests.conftest import SECRET, free_port, process_env
-    from tests.processes import WORKER, gunicorn, running, wait_until_up
+    from tests.conftest import SECRET
+    from tests.processes import WORKER, gunicorn, running, service, wait_until_up
 
-    init_db(sqlite_url)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = process_env(
-        {"REDIS_URL": redis_server.url, "DATABASE_URL": sqlite_url, "WEBHOOK_SECRET": SECRET, "RECEIPT_DEADLINE": "2s"}
-    )
+    port, base, env = service(redis_server, sqlite_url, {"RECEIPT_DEADLINE": "2s"})
 
     def post(message_id: str, status: str) -> None:
         now = datetime.now(timezone.utc).isoformat()
@@ -365,21 +359,16 @@ def test_real_processes_declare_a_silent_message_and_a_final_status_clears_it(re
 def test_real_processes_raise_no_alert_for_a_final_status_a_busy_worker_has_not_dispatched(
     redis, redis_server, sqlite_url
 ):
-    from handlers.database import init_db
-    from tests.conftest import SECRET, free_port, process_env
-    from tests.processes import WORKER, gunicorn, running, wait_until_up
+    from tests.conftest import SECRET
+    from tests.processes import WORKER, gunicorn, running, service, wait_until_up
 
-    init_db(sqlite_url)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = process_env(
+    port, base, env = service(
+        redis_server,
+        sqlite_url,
         {
-            "REDIS_URL": redis_server.url,
-            "DATABASE_URL": sqlite_url,
-            "WEBHOOK_SECRET": SECRET,
             "RECEIPT_DEADLINE": "2s",
             "HANDLERS": "database,tests.support_handlers:Slow",  # Slow holds the worker while test:slow:block exists
-        }
+        },
     )
 
     def post(message_id: str, status: str) -> None:

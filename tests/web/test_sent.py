@@ -12,7 +12,7 @@ import requests
 
 from handlers.database import init_db
 from tests.conftest import SECRET, free_port, process_env, wait_for
-from tests.processes import WORKER, gunicorn, rows, running, wait_until_up
+from tests.processes import WORKER, gunicorn, rows, running, service, wait_until_up
 from tests.redoxygen_samples import MESSAGE_1, SENDSMS_RESPONSE
 from webhooks import create_app
 from webhooks.config import API_MAX_BODY_BYTES, ConfigError, Settings
@@ -305,18 +305,7 @@ def test_a_posted_send_is_queued_then_its_receipt_delivers_it(redis, redis_serve
 
 
 def test_a_posted_send_whose_receipt_never_comes_is_declared_overdue(redis, redis_server, sqlite_url):
-    init_db(sqlite_url)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = process_env(
-        {
-            "REDIS_URL": redis_server.url,
-            "DATABASE_URL": sqlite_url,
-            "WEBHOOK_SECRET": SECRET,
-            "API_TOKENS": TOKEN,
-            "RECEIPT_DEADLINE": "2s",
-        }
-    )
+    port, base, env = service(redis_server, sqlite_url, {"API_TOKENS": TOKEN, "RECEIPT_DEADLINE": "2s"})
     messages = "select message_id, status, overdue_since is not null from sms_messages order by message_id"
     alerts = "select message_id, status from sms_events where kind = 'receipt_overdue' order by message_id"
     with running(gunicorn(port), WORKER, env=env) as procs:
